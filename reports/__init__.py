@@ -1,0 +1,1 @@
+"""Audit reports rendered from the scan model."""

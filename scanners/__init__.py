@@ -1,0 +1,1 @@
+"""Fleet scanner: controls mapped to the Provisions, evaluated from facts gathered per host."""

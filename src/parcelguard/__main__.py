@@ -1,0 +1,5 @@
+import sys
+
+from parcelguard.cli import main
+
+sys.exit(main())
