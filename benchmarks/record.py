@@ -19,7 +19,9 @@ _HEADER = (
 
 
 def machine() -> str:
-    return f"{platform.node() or 'host'}: {os.cpu_count()} cores, Python {platform.python_version()}"
+    return (
+        f"{platform.node() or 'host'}: {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
 
 
 def median(values: list[float]) -> float:
@@ -33,8 +35,10 @@ def write_section(name: str, body: str) -> None:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = f"{start}\n{body.rstrip()}\n\n_Measured {stamp} on {machine()}._\n{end}"
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL)
-    text = pattern.sub(lambda _m: section, text) if pattern.search(text) else (
-        text.rstrip() + "\n\n" + section + "\n"
+    text = (
+        pattern.sub(lambda _m: section, text)
+        if pattern.search(text)
+        else (text.rstrip() + "\n\n" + section + "\n")
     )
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text(text, encoding="utf-8")

@@ -16,12 +16,13 @@ import paramiko
 import pytest
 
 from parcelguard.lab import core, fleet
+from parcelguard.lab.podman import Podman
 
 
 def _skip_reason() -> str | None:
     if os.geteuid() != 0:
         return "lab tests need root"
-    if not core.Podman.available():
+    if not Podman.available():
         return "lab tests need podman"
     return None
 

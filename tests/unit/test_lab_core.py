@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from parcelguard.lab import core, fleet, image
-from parcelguard.lab.podman import PodmanError
+from parcelguard.lab.podman import Podman, PodmanError
 
 
-class FakePodman(core.Podman):
+class FakePodman(Podman):
     """Records what the lab creates; fails the n-th container start when asked."""
 
     def __init__(self, fail_on_start: int | None = None, used: Sequence[str] = ()) -> None:

@@ -1,0 +1,1 @@
+"""Controls, one module per area; each module declares ``AREA`` and ``CONTROLS``."""
