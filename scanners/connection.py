@@ -9,8 +9,11 @@ every command, and a bound on every command's time.
 
 from __future__ import annotations
 
-import functools
+import contextlib
+import logging
+import socket
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +70,30 @@ class VerifiedParamikoBackend(ParamikoBackend):  # type: ignore[misc]
         self.verify_host_keys = verify_host_keys
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
+        self._sock: socket.socket | None = None
+        self._client: paramiko.SSHClient | None = None
+        self._client_lock = threading.Lock()
+        self._closed = False
 
-    @functools.cached_property
+    # Not functools.cached_property: before Python 3.12 it holds one lock for all
+    # instances, which would make every host wait for the slowest host's handshake.
+    @property
     def client(self) -> paramiko.SSHClient:
+        with self._client_lock:
+            if self._client is None:
+                if self._closed:
+                    raise ConnectionFailed("the scan was stopped")
+                self._client = self._connect()
+            return self._client
+
+    @client.deleter
+    def client(self) -> None:
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+            self._client = None
+
+    def _connect(self) -> paramiko.SSHClient:
         client = paramiko.SSHClient()
         if self.verify_host_keys:
             if self.known_hosts is None or not self.known_hosts.exists():
@@ -83,8 +107,13 @@ class VerifiedParamikoBackend(ParamikoBackend):  # type: ignore[misc]
             # The user asked for it (--no-verify-host-keys) and is warned loudly.
             client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # noqa: S507
         try:
+            # Our own socket, so that close() can abort a connection stuck in the handshake.
+            self._sock = socket.create_connection(
+                (self.target.address, self.target.port), timeout=self.connect_timeout
+            )
             client.connect(
                 self.target.address,
+                sock=self._sock,
                 port=self.target.port,
                 username=self.target.user,
                 key_filename=self.target.key_file,
@@ -102,6 +131,12 @@ class VerifiedParamikoBackend(ParamikoBackend):  # type: ignore[misc]
         except paramiko.AuthenticationException as exc:
             raise ConnectionFailed(f"authentication as {self.target.user} failed") from exc
         except paramiko.SSHException as exc:
+            if self._closed:
+                raise ConnectionFailed("the scan was stopped") from exc
+            if "banner" in str(exc) or "No existing session" in str(exc):
+                raise ConnectionFailed(
+                    f"the SSH server did not answer within {self.connect_timeout:.0f} s"
+                ) from exc
             raise ConnectionFailed(f"SSH failed: {exc}") from exc
         except TimeoutError as exc:
             raise ConnectionFailed(f"no answer within {self.connect_timeout:.0f} s") from exc
@@ -129,8 +164,14 @@ class VerifiedParamikoBackend(ParamikoBackend):  # type: ignore[misc]
         return rc, stdout, stderr
 
     def close(self) -> None:
-        if "client" in self.__dict__:
-            self.client.close()
+        """Close the connection; also aborts one that another thread is still opening."""
+        self._closed = True
+        if self._client is not None:
+            self._client.close()
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
+            self._sock.close()
 
 
 class HostSession:
@@ -177,6 +218,13 @@ def open_session(
         command_timeout=command_timeout,
     )
     return HostSession(target, backend)
+
+
+def quiet_paramiko() -> None:
+    """paramiko logs handshake failures with tracebacks; the scan reports them itself."""
+    logger = logging.getLogger("paramiko")
+    logger.addHandler(logging.NullHandler())
+    logger.propagate = False
 
 
 def warn_unverified() -> None:

@@ -81,6 +81,22 @@ def probe_script(targets: Iterable[ProbeTarget]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _canonical(address: str) -> str:
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return address
+
+
+def is_address(value: str) -> bool:
+    """True for an IPv4 or IPv6 address (the only thing the probe will connect to)."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
 def parse_probe_output(
     src: str, targets: Sequence[ProbeTarget], output: str
 ) -> dict[tuple[str, str, int], bool | None]:
@@ -92,6 +108,7 @@ def parse_probe_output(
             states[(m.group(1), int(m.group(2)))] = m.group(3)
     result: dict[tuple[str, str, int], bool | None] = {}
     for t in targets:
-        state = states.get((t.address, t.port))
+        # The script prints addresses in canonical form (fd00::11, not FD00:0:0::11).
+        state = states.get((_canonical(t.address), t.port))
         result[(src, t.host, t.port)] = None if state is None else state == "open"
     return result

@@ -50,6 +50,7 @@ class _Gathered:
     finished: datetime
     facts: facts.HostFacts | None
     error: str = ""
+    stopped: bool = False  # not scanned because the scan was stopped: left out of the result
 
 
 def new_scan_id(now: datetime) -> str:
@@ -72,6 +73,8 @@ class FleetScan:
         self.progress = progress
         self.sessions: dict[str, HostSession] = {}
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._measure_notes: list[str] = []
         self.interrupted = False
 
     def run(self) -> ScanResult:
@@ -87,9 +90,13 @@ class FleetScan:
             self.interrupted = True
             notes.append("scan interrupted: hosts not finished are not in this result")
         finally:
-            self._close_all()
+            self._stop()
+        notes.extend(self._measure_notes)
         if self.options.measure_zones and not self._should_measure():
-            notes.append("zone reachability not measured: fewer than two zones in the scan")
+            if any(t.connection == LOCAL for t in self.fleet.targets):
+                notes.append("zone reachability not measured: a local scan has no zones")
+            else:
+                notes.append("zone reachability not measured: fewer than two zones in the scan")
         hosts = tuple(
             self._judge(gathered[t.name], measured)
             for t in self.fleet.targets
@@ -112,6 +119,8 @@ class FleetScan:
 
     def _session(self, target: Target) -> HostSession:
         with self._lock:
+            if self._stopping.is_set():
+                raise ConnectionFailed("the scan was stopped")
             if target.name not in self.sessions:
                 self.sessions[target.name] = open_session(
                     target,
@@ -130,7 +139,8 @@ class FleetScan:
         try:
             result = self._session(target).run("bash -c %s", facts.gather_script(params))
         except ConnectionFailed as exc:
-            return _Gathered(target, started, datetime.now(UTC), None, str(exc))
+            stopped = self._stopping.is_set()
+            return _Gathered(target, started, datetime.now(UTC), None, str(exc), stopped)
         host_facts = facts.parse_gather_output(result.stdout, params.marker)
         if not host_facts.sections:
             detail = result.stderr.strip().splitlines()[-1:] or [f"exit code {result.rc}"]
@@ -144,23 +154,30 @@ class FleetScan:
         total = len(targets)
         pool = ThreadPoolExecutor(max_workers=max(1, min(self.options.parallel, total)))
         pending: set[Future[_Gathered]] = {pool.submit(self._gather_one, t) for t in targets}
+        futures = set(pending)
+
+        def record(fut: Future[_Gathered]) -> None:
+            g = fut.result()
+            if g.target.name in gathered or g.stopped:
+                return
+            gathered[g.target.name] = g
+            took = (g.finished - g.started).total_seconds()
+            state = f"unreachable: {g.error}" if g.facts is None else "facts gathered"
+            self.progress(f"[{len(gathered)}/{total}] {g.target.name}: {state} ({took:.1f} s)")
+
         try:
             while pending:
                 done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 for fut in done:
-                    g = fut.result()
-                    gathered[g.target.name] = g
-                    took = (g.finished - g.started).total_seconds()
-                    state = f"unreachable: {g.error}" if g.facts is None else "facts gathered"
-                    self.progress(
-                        f"[{len(gathered)}/{total}] {g.target.name}: {state} ({took:.1f} s)"
-                    )
+                    record(fut)
         except KeyboardInterrupt:
             self.interrupted = True
-            for fut in pending:
-                fut.cancel()
-            # Closing the connections makes threads blocked in SSH reads return at once.
-            self._close_all()
+            # Keep every host that had finished, then stop the rest: closing connections
+            # makes threads blocked in SSH reads or handshakes return at once.
+            for fut in futures:
+                if fut.done() and not fut.cancelled() and fut.exception() is None:
+                    record(fut)
+            self._stop()
             raise
         finally:
             pool.shutdown(wait=not self.interrupted, cancel_futures=True)
@@ -176,8 +193,15 @@ class FleetScan:
         self, gathered: Mapping[str, _Gathered]
     ) -> dict[tuple[str, str, int], bool | None]:
         reachable = {n: g for n, g in gathered.items() if g.facts is not None}
-        hosts = {t.name: t.zones for t in self.fleet.targets if t.zones}
+        all_hosts = {t.name: t.zones for t in self.fleet.targets if t.zones}
         addresses = {t.name: t.address for t in self.fleet.targets}
+        # The probe connects to explicit addresses only; a host named by DNS is not probed.
+        named = sorted(h for h in all_hosts if not probe.is_address(addresses[h]))
+        for h in named:
+            self._measure_notes.append(
+                f"zone probe skipped for {h}: ansible_host {addresses[h]!r} is not an IP address"
+            )
+        hosts = {h: z for h, z in all_hosts.items() if h not in named}
         ports = probe.declared_ports(self.fleet.policy)
         work = probe.plan({h: z for h, z in hosts.items() if h in reachable}, addresses, ports)
         # Hosts that could not be scanned are still probed as destinations (by address).
@@ -193,7 +217,13 @@ class FleetScan:
             f"measuring zone reachability from {len(work)} hosts "
             f"({sum(len(t) for t in work.values())} probes)"
         )
-        measured: dict[tuple[str, str, int], bool | None] = {}
+        measured: dict[tuple[str, str, int], bool | None] = {
+            (src, dst, port): None
+            for src in work
+            for dst in named
+            if not set(all_hosts[src]) & set(all_hosts[dst])
+            for port in ports
+        }
 
         def one(src: str) -> dict[tuple[str, str, int], bool | None]:
             targets = work[src]
@@ -263,8 +293,14 @@ class FleetScan:
             )
         return tuple(out), sorted(problems)
 
+    def _stop(self) -> None:
+        """No new connection from now on; close (or abort) every open one."""
+        with self._lock:
+            self._stopping.set()
+        self._close_all()
+
     def _close_all(self) -> None:
-        for s in self.sessions.values():
+        for s in list(self.sessions.values()):
             try:
                 s.close()
             except Exception:  # noqa: S112 - closing is best effort; the result is what counts

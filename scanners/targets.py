@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from parcelguard.errors import ParcelguardError
+from parcelguard.errors import ParcelguardError, one_line
 from parcelguard.scanners.policy import DEFAULT_ZONE_POLICY, PolicyError, ZonePolicy
 from parcelguard.scanners.policy import parse_zone_policy as _parse_policy
 
@@ -102,9 +102,32 @@ def load_inventory(path: Path, limit: str | None = None) -> Fleet:
     zone_names = {z.name for z in policy.zones}
     targets = []
     for host in sorted(hosts, key=lambda h: h.name):
-        hv = variables.get_vars(host=host)
+        hv = _rendered(loader, variables.get_vars(host=host), host.name)
         targets.append(_target(host.name, hv, zone_names))
     return Fleet(str(path), tuple(targets), policy, declared)
+
+
+_READ = (
+    "ansible_host", "ansible_port", "ansible_user", "ansible_connection",
+    "ansible_ssh_private_key_file", "ansible_private_key_file", "ansible_ssh_common_args",
+    "ansible_ssh_extra_args", "parcelguard_known_hosts", "parcelguard_host_zones",
+)  # fmt: skip
+
+
+def _rendered(loader: Any, hv: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The variables the scanner reads, with Jinja expressions rendered as Ansible would."""
+    from ansible.errors import AnsibleError
+    from ansible.template import Templar
+
+    templar = Templar(loader=loader, variables=hv)
+    out = dict(hv)
+    for key in _READ:
+        if key in hv:
+            try:
+                out[key] = templar.template(hv[key])
+            except AnsibleError as exc:
+                raise InventoryError(f"{name}: cannot render {key}: {one_line(exc)}") from exc
+    return out
 
 
 def _target(name: str, hv: Mapping[str, Any], zone_names: set[str]) -> Target:
@@ -116,6 +139,12 @@ def _target(name: str, hv: Mapping[str, Any], zone_names: set[str]) -> Target:
         if not isinstance(declared_zones, Sequence) or isinstance(declared_zones, str):
             raise InventoryError(f"{name}: parcelguard_host_zones must be a list")
         zones = tuple(str(z) for z in declared_zones)
+        unknown = [z for z in zones if z not in zone_names]
+        if unknown:
+            raise InventoryError(
+                f"{name}: parcelguard_host_zones names unknown zone(s) {', '.join(unknown)}",
+                f"declared zones: {', '.join(sorted(zone_names))}",
+            )
     else:
         zones = tuple(g for g in groups if g in zone_names)
     connection = str(hv.get("ansible_connection", "ssh"))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from parcelguard.errors import one_line
 from parcelguard.scanners.model import ControlResult, Status
 
 _KEYS = {"control", "hosts", "justification", "expires", "ticket"}
@@ -60,7 +61,7 @@ def parse_waivers(text: str, source: str = "waivers") -> tuple[Waiver, ...]:
     try:
         data = yaml.safe_load(text)
     except (yaml.YAMLError, ValueError) as exc:  # PyYAML raises ValueError for 2027-02-30
-        raise WaiverError(f"{source}: not valid YAML: {exc}") from exc
+        raise WaiverError(f"{source}: not valid YAML: {one_line(exc)}") from exc
     if data is None:
         return ()
     if isinstance(data, dict) and set(data) == {"waivers"}:

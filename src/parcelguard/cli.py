@@ -117,10 +117,11 @@ def _scan(args: argparse.Namespace) -> int:
         roster=_load_roster(args.roster),
         waivers=_load_waivers(args.waivers),
     )
-    scan_store = None if args.no_store else store.ScanStore(store.resolve(args.store))
     out_path = Path(args.output) if args.output else None
     if out_path is not None:
         _check_writable(out_path)
+    scan_store = None if args.no_store else store.ScanStore(store.resolve(args.store))
+    connection.quiet_paramiko()
     if not options.verify_host_keys:
         connection.warn_unverified()
     cat = catalog.load_catalog()

@@ -76,6 +76,8 @@ def test_departed_employee_can_still_log_in_and_act(lab: core.Lab) -> None:
             assert run(client, "sudo -n id -u") == (0, "0\n"), "lihua's sudo rule is gone"
             rc, out = run(client, "crontab -l")
             assert rc == 0 and "/srv/waybill/exports" in out
+            rc, out = run(client, "pgrep -u lihua -x sleep && loginctl show-user lihua -p Linger")
+            assert rc == 0 and "Linger=yes" in out, "her lingering user service is not running"
         with ssh_client(lab, host, "lihua", key_filename=str(lab.paths.departed_key)) as client:
             assert run(client, "whoami") == (0, "lihua\n")
 

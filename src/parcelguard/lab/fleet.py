@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from parcelguard.errors import ParcelguardError
+from parcelguard.errors import ParcelguardError, one_line
 
 # The zones of a courier site (Art. 29: security zones with effective isolation).
 ZONES: tuple[str, ...] = ("dmz", "app", "data", "mgmt")
@@ -97,7 +97,7 @@ def load_fleet_file(path: Path) -> Fleet:
     except OSError as exc:
         raise FleetError(f"cannot read fleet file {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
-        raise FleetError(f"fleet file {path} is not valid YAML: {exc}") from exc
+        raise FleetError(f"fleet file {path} is not valid YAML: {one_line(exc)}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("hosts"), list):
         raise FleetError(
             f"fleet file {path} must be a mapping with a 'hosts' list",

@@ -20,7 +20,8 @@ SOURCES
 echo 'Binary::apt::APT::Keep-Downloaded-Packages "true";' > /etc/apt/apt.conf.d/10keep-debs
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
-    nginx-light postgresql postgresql-client ssl-cert openssh-client less cron at
+    nginx-light postgresql postgresql-client ssl-cert openssh-client less cron at \
+    dbus libpam-systemd
 rm -f /usr/sbin/policy-rc.d
 
 # Demo services start only on the hosts whose role needs them (provision.py).
@@ -65,5 +66,19 @@ echo 'lihua ALL=(ALL:ALL) NOPASSWD: ALL' > /etc/sudoers.d/90-lihua
 chmod 0440 /etc/sudoers.d/90-lihua
 echo '*/30 * * * * cp -a /srv/waybill/exports/. /home/lihua/.cache/exports/ 2>/dev/null' \
     | crontab -u lihua -
+# ...and a systemd user service that keeps running as her (provision.py enables lingering).
+mkdir -p /home/lihua/.config/systemd/user/default.target.wants
+cat > /home/lihua/.config/systemd/user/export-sync.service <<'UNIT'
+[Unit]
+Description=Keep a copy of the waybill exports in sync
+
+[Service]
+ExecStart=/bin/sleep infinity
+
+[Install]
+WantedBy=default.target
+UNIT
+ln -s ../export-sync.service /home/lihua/.config/systemd/user/default.target.wants/
+chown -R lihua:lihua /home/lihua/.config
 
 mkdir -p /usr/local/lib/parcelguard-lab

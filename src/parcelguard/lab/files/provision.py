@@ -97,6 +97,7 @@ def main() -> None:
     authorize("lihua", cfg["departed_pubkey"])
     pathlib.Path("/home/lihua/.cache/exports").mkdir(parents=True, exist_ok=True)
     sh("chown", "-R", "lihua:lihua", "/home/lihua/.cache")
+    sh("loginctl", "enable-linger", "lihua")
     sh("chpasswd", stdin=f"root:{cfg['root_password']}\nlihua:{cfg['departed_password']}\n")
     role = cfg["role"]
     if role == "web":
