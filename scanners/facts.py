@@ -35,11 +35,13 @@ MAX_OUTPUT_CHARS = 16 * 1024 * 1024  # parse at most this much of a host's answe
 # Well-known vendor and first-boot passwords, plus the most common weak ones in Chinese
 # deployments (888888, 666666, 1qaz2wsx). The script reports a match as an index into
 # this tuple, never the password, and also tries each account's own name.
+# Kept short on purpose: every candidate costs one yescrypt hash per account (~11 ms on
+# Debian 12's default cost) and one database login attempt; the account's own name is
+# always tried as well. These are the defaults seen on courier-site appliances and in
+# vendor installers, plus the most common weak passwords.
 DEFAULT_PASSWORDS: tuple[str, ...] = (
     "support", "admin", "password", "123456", "12345678", "root", "toor", "changeme",
-    "default", "postgres", "test", "guest", "oracle", "raspberry", "ubuntu", "admin123",
-    "passw0rd", "Passw0rd", "P@ssw0rd", "qwerty", "abc123", "111111", "888888", "666666",
-    "1qaz2wsx", "redis", "mysql",
+    "default", "postgres", "test", "guest", "admin123", "P@ssw0rd", "888888", "666666",
 )  # fmt: skip
 
 DEFAULT_EXPORT_TOOLS: tuple[str, ...] = (
@@ -72,6 +74,10 @@ class GatherParams:
     section_max_bytes: int = 64 * 1024
     find_max_entries: int = 200
     probe_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+    # Credential-check cache (scanners/credcache.py): key, and (digest, match) pairs
+    # already known for this host. Empty key: no cache, every hash is checked.
+    cred_key: str = ""
+    cred_known: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not _MARKER.match(self.marker):
@@ -85,6 +91,11 @@ class GatherParams:
         for pw in (*self.default_passwords, self.probe_password):
             if not pw or _unprintable(pw):
                 raise ValueError("default passwords must be non-empty, one line each")
+        if self.cred_key and not _HEX64.match(self.cred_key):
+            raise ValueError("cred_key must be 64 hex characters")
+        for digest, match in self.cred_known:
+            if not _HEX64.match(digest) or not _MATCH.match(match):
+                raise ValueError("cred_known entries must be (sha256 hex, match label)")
         for n in (
             self.command_timeout,
             self.slow_timeout,
@@ -96,6 +107,23 @@ class GatherParams:
                 raise ValueError("timeouts and limits must be positive")
 
 
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_MATCH = re.compile(r"^(-|u|\d{1,3})$")
+
+
+def cached_matches(facts: HostFacts) -> tuple[tuple[str, str], ...]:
+    """The (digest, match) pairs the shadow analysis reported for the credential cache."""
+    sec = facts.section("shadow")
+    if sec is None or not sec.ok:
+        return ()
+    pairs = []
+    for line in sec.stdout.split("\n"):
+        f = line.split("\t")
+        if len(f) == 3 and f[0] == "cache" and _HEX64.match(f[1]) and _MATCH.match(f[2]):
+            pairs.append((f[1], f[2]))
+    return tuple(pairs)
+
+
 def _unprintable(value: str) -> bool:
     return any(ord(c) < 32 or ord(c) == 127 for c in value)
 
@@ -105,12 +133,21 @@ def _unprintable(value: str) -> bool:
 # shadow ageing fields and which candidate (index, or "u" for the account's own name)
 # reproduces the hash, computed with the hash's own salt. Never prints a hash.
 _SHADOW_PY = r"""
-import sys
+import hashlib, hmac, sys
 try:
     import crypt
 except ImportError:
     crypt = None
-cands = [c for c in sys.stdin.read().split("\n") if c]
+key, known, cands = b"", {}, []
+for row in sys.stdin.read().split("\n"):
+    kind, _, rest = row.partition("\t")
+    if kind == "key":
+        key = rest.encode()
+    elif kind == "known":
+        digest, _, label = rest.partition("\t")
+        known[digest] = label
+    elif kind == "cand" and rest:
+        cands.append(rest)
 print("shadow-analysis\t1\t" + ("crypt" if crypt else "nocrypt"))
 with open(sys.argv[1], encoding="utf-8", errors="replace") as fh:
     for line in fh:
@@ -137,7 +174,14 @@ with open(sys.argv[1], encoding="utf-8", errors="replace") as fh:
         else:
             state = "usable"
         match = "-"
-        if scheme != "none" and crypt is not None:
+        digest = ""
+        if key and scheme != "none":
+            # Keyed digest of the hash: lets the controller skip the slow check next
+            # time the hash is unchanged, and tells nothing about it without the key.
+            digest = hmac.new(key, (name + ":" + h).encode(), hashlib.sha256).hexdigest()
+        if digest in known:
+            match = known[digest]
+        elif scheme != "none" and crypt is not None:
             for label, cand in [("u", name)] + [(str(i), c) for i, c in enumerate(cands)]:
                 try:
                     if crypt.crypt(cand, core) == core:
@@ -148,6 +192,8 @@ with open(sys.argv[1], encoding="utf-8", errors="replace") as fh:
                     break
         elif scheme != "none":
             match = "?"
+        if digest and match != "?":
+            print("cache\t" + digest + "\t" + match)
         print("\t".join([name, scheme, state] + f[2:8] + [match]))
 """
 
@@ -219,19 +265,21 @@ attempts() {
   case $cls in unreachable|timeout|other) return 0 ;; esac
   for pw in "${CANDS[@]}"; do
     cls=$("$fn" "$pw"); printf '%s\t%s\n' "$i" "$cls"; i=$((i + 1))
-    case $cls in unreachable|timeout) return 0 ;; esac
+    # One accepted default is proof enough; the rest would only cost time.
+    case $cls in unreachable|timeout|accepted) return 0 ;; esac
   done
 }
+# Forks cost ~1 ms each in a container and a gather runs ~50 sections: the bookkeeping
+# below uses bash builtins (read, printf) only.
 emit() {
-  local name=$1 rc trunc=0; shift
-  ( "$@" ) </dev/null 2>"$W/err" | head -c "$CAP" >"$W/out"
+  local name=$1 rc trunc=0 out="" err=""; shift
+  "$@" </dev/null 2>"$W/err" | head -c "$CAP" >"$W/out"
   rc=${PIPESTATUS[0]}
-  [ "$(wc -c <"$W/out")" -ge "$CAP" ] && trunc=1
-  printf '%s BEGIN %s %s %s\n' "$M" "$name" "$rc" "$trunc"
-  cat -- "$W/out"; printf '\n'
-  printf '%s STDERR %s\n' "$M" "$name"
-  head -c 2048 -- "$W/err"; printf '\n'
-  printf '%s END %s\n' "$M" "$name"
+  IFS= read -r -d '' out <"$W/out"
+  IFS= read -r -d '' -n 2048 err <"$W/err"
+  [ "${#out}" -ge "$CAP" ] && trunc=1
+  printf '%s BEGIN %s %s %s\n%s\n%s STDERR %s\n%s\n%s END %s\n' \
+    "$M" "$name" "$rc" "$trunc" "$out" "$M" "$name" "$err" "$M" "$name"
 }
 
 s_os_release() { t cat /etc/os-release; }
@@ -239,7 +287,11 @@ s_passwd() { t cat /etc/passwd; }
 s_group() { t cat /etc/group; }
 s_shadow() {
   have python3 || { echo 'python3 not installed' >&2; return 127; }
-  printf '%s\n' "${CANDS[@]}" | ts python3 -W ignore -c "$PY_SHADOW" /etc/shadow
+  {
+    printf 'key\t%s\n' "$CRED_KEY"
+    printf 'known\t%s\n' "${CRED_KNOWN[@]}"
+    printf 'cand\t%s\n' "${CANDS[@]}"
+  } | ts python3 -W ignore -c "$PY_SHADOW" /etc/shadow
 }
 s_login_defs() { files /etc/login.defs; }
 s_pam() {
@@ -288,13 +340,19 @@ s_cron_system() { files /etc/crontab /etc/cron.d/*; }
 s_atq() { have atq || return 127; t atq; }
 s_linger() { [ -d /var/lib/systemd/linger ] || return 0; t ls -1 /var/lib/systemd/linger; }
 s_processes() { t ps -eo user:32,pid,comm --no-headers | head -n 5000; }
+# One systemctl call for every unit: NAME, enabled state (not-found when absent), active state.
 s_units() {
-  local u e a
-  for u in "${UNITS[@]}"; do
-    e=$(t systemctl is-enabled "$u.service" 2>/dev/null)
-    a=$(t systemctl is-active "$u.service" 2>/dev/null)
-    printf '%s\t%s\t%s\n' "$u" "${e:-not-found}" "${a:-unknown}"
-  done
+  local u args=()
+  for u in "${UNITS[@]}"; do args+=("$u.service"); done
+  t systemctl show --no-pager -p Id -p LoadState -p UnitFileState -p ActiveState -- "${args[@]}" |
+    awk -F= 'function out() { if (id != "") { sub(/\.service$/, "", id)
+               if (load == "not-found" || uf == "") uf = "not-found"
+               printf "%s\t%s\t%s\n", id, uf, (act == "" ? "unknown" : act) }
+             id = ""; load = ""; uf = ""; act = "" }
+         /^$/ { out(); next }
+         $1 == "Id" { id = $2 } $1 == "LoadState" { load = $2 }
+         $1 == "UnitFileState" { uf = $2 } $1 == "ActiveState" { act = $2 }
+         END { out() }'
 }
 s_timers() { t systemctl list-timers --all --no-legend --no-pager; }
 s_nft() { have nft || return 127; t nft -j list ruleset; }
@@ -553,6 +611,8 @@ def gather_script(params: GatherParams, sections: Sequence[str] | None = None) -
         _array("DATA_PATHS", params.data_paths),
         _array("TOOLS", params.export_tools),
         _array("CANDS", params.default_passwords),
+        _assign("CRED_KEY", params.cred_key),
+        _array("CRED_KNOWN", (f"{d}\t{m}" for d, m in params.cred_known)),
         _array("UNITS", UNITS),
         _assign("PY_SHADOW", _SHADOW_PY),
         _assign("Q_PG_SETTINGS", _PG_SETTINGS),

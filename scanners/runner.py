@@ -22,6 +22,7 @@ from parcelguard.scanners import engine, facts, probe
 from parcelguard.scanners.catalog import Catalog
 from parcelguard.scanners.connection import ConnectionFailed, HostSession, open_session
 from parcelguard.scanners.context import HostContext, ScanSettings
+from parcelguard.scanners.credcache import CredentialCache
 from parcelguard.scanners.model import HostResult, ScanResult
 from parcelguard.scanners.policy import Reachability
 from parcelguard.scanners.targets import LOCAL, Fleet, Target
@@ -41,6 +42,7 @@ class ScanOptions:
     roster: frozenset[str] | None = None
     settings: ScanSettings = field(default_factory=ScanSettings)
     waivers: tuple[Waiver, ...] = ()
+    credential_cache: Path | None = None  # None: check every hash on every scan
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,11 @@ class _Gathered:
     facts: facts.HostFacts | None
     error: str = ""
     stopped: bool = False  # not scanned because the scan was stopped: left out of the result
+
+
+def _cache_id(target: Target) -> str:
+    # Two inventories may both have a "web1"; the address tells them apart.
+    return f"{target.name}@{target.address}"
 
 
 def new_scan_id(now: datetime) -> str:
@@ -75,6 +82,11 @@ class FleetScan:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._measure_notes: list[str] = []
+        self.cred_cache = (
+            CredentialCache(options.credential_cache, facts.DEFAULT_PASSWORDS)
+            if options.credential_cache is not None
+            else None
+        )
         self.interrupted = False
 
     def run(self) -> ScanResult:
@@ -102,6 +114,11 @@ class FleetScan:
             for t in self.fleet.targets
             if t.name in gathered
         )
+        if self.cred_cache is not None:
+            try:
+                self.cred_cache.save()
+            except OSError as exc:
+                notes.append(f"credential-check cache not saved: {exc.strerror or exc}")
         hosts, problems = self._waive(hosts)
         notes.extend(problems)
         return ScanResult(
@@ -133,8 +150,12 @@ class FleetScan:
 
     def _gather_one(self, target: Target) -> _Gathered:
         started = datetime.now(UTC)
+        cache = self.cred_cache
         params = facts.GatherParams(
-            marker=facts.new_marker(), data_paths=self.options.settings.data_paths
+            marker=facts.new_marker(),
+            data_paths=self.options.settings.data_paths,
+            cred_key=cache.key if cache else "",
+            cred_known=cache.known(_cache_id(target)) if cache else (),
         )
         try:
             result = self._session(target).run("bash -c %s", facts.gather_script(params))
@@ -147,6 +168,8 @@ class FleetScan:
             return _Gathered(
                 target, started, datetime.now(UTC), None, f"fact gathering failed: {detail[0]}"
             )
+        if cache is not None:
+            cache.update(_cache_id(target), facts.cached_matches(host_facts))
         return _Gathered(target, started, datetime.now(UTC), host_facts)
 
     def _gather_all(self, gathered: dict[str, _Gathered]) -> None:

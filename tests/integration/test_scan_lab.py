@@ -285,3 +285,63 @@ def test_local_scan_needs_no_inventory(tmp_path: Path) -> None:
     # only if sshd is installed; either way the control says something definite.
     assert statuses["PG-SSH-001"] in ("PASS", "FAIL", "ERROR")
     assert statuses["PG-PRIV-004"] == "PASS"
+
+
+@pytest.fixture
+def unprivileged_scanner(lab: core.Lab, tmp_path: Path) -> Iterator[Path]:
+    """A scanning account on bastion1 that may only run a shell through sudo, and an
+    inventory that connects as it."""
+    pub = lab.paths.admin_key.with_suffix(".pub").read_text().strip()
+    setup = (
+        "useradd -m -s /bin/bash -c 'parcelguard scanner' pgscan && "
+        "install -d -m 700 -o pgscan -g pgscan /home/pgscan/.ssh && "
+        f"echo '{pub}' > /home/pgscan/.ssh/authorized_keys && "
+        "chown pgscan:pgscan /home/pgscan/.ssh/authorized_keys && "
+        "echo 'pgscan ALL=(root) NOPASSWD: /bin/sh' > /etc/sudoers.d/50-pgscan && "
+        "chmod 440 /etc/sudoers.d/50-pgscan"
+    )
+    with ssh_client(lab, "bastion1") as client:
+        rc, out = run(client, setup)
+        assert rc == 0, out
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(
+        lab.paths.inventory.read_text().replace("ansible_user: root", "ansible_user: pgscan")
+    )
+    try:
+        yield inventory
+    finally:
+        with ssh_client(lab, "bastion1") as client:
+            run(client, "rm -f /etc/sudoers.d/50-pgscan; userdel -r pgscan")
+
+
+def test_a_non_root_account_scans_through_sudo(
+    lab: core.Lab, tmp_path: Path, unprivileged_scanner: Path
+) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "parcelguard",
+            "scan",
+            "-i",
+            str(unprivileged_scanner),
+            "--limit",
+            "bastion1",
+            "--no-store",
+            "--json",
+            "--no-zone-probe",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    doc = json.loads(proc.stdout)
+    (host,) = doc["hosts"]
+    assert host["reachable"], host["error"]
+    results = {r["control_id"]: r for r in host["results"]}
+    # Reading /etc/shadow and sudoers needs root: these prove sudo was used.
+    assert results["PG-CRED-002"]["status"] == "FAIL"
+    assert "support" in text(results["PG-CRED-002"])
+    assert results["PG-PRIV-002"]["status"] == "FAIL"
+    assert "pgscan" in text(results["PG-PRIV-001"])

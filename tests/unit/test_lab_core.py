@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -162,3 +164,17 @@ def test_image_tag_changes_with_the_setup_script(monkeypatch: pytest.MonkeyPatch
 def test_lab_names_are_validated(name: str) -> None:
     with pytest.raises(core.LabError, match="invalid lab name"):
         core.check_name(name)
+
+
+def test_preflight_refuses_without_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(core.LabError) as info:
+        core.preflight(Podman())
+    assert "needs root" in str(info.value) and "sudo" in str(info.value)
+
+
+def test_preflight_names_the_missing_tool(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(core.LabError, match="podman is not installed.*apt-get install"):
+        core.preflight(Podman())

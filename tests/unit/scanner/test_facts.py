@@ -131,7 +131,7 @@ def test_shadow_analysis_reports_schemes_and_matches_but_never_hashes(tmp_path: 
         "test::20600:0:99999:7:::\n"
         "broken-line\n"
     )
-    candidates = "\n".join(facts_mod.DEFAULT_PASSWORDS) + "\n"
+    candidates = "".join(f"cand\t{c}\n" for c in facts_mod.DEFAULT_PASSWORDS)
     result = subprocess.run(
         [sys.executable, "-W", "ignore", "-c", facts_mod._SHADOW_PY, str(shadow_file)],
         input=candidates,
@@ -203,3 +203,40 @@ def test_stdout_is_reproduced_exactly() -> None:
         parsed = parse_gather_output(render({"os-release": Sec(out)}), MARKER)
         sec = parsed.section("os-release")
         assert sec is not None and sec.stdout == out
+
+
+def _run_shadow_py(shadow_file: Path, stdin: str) -> str:
+    return subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", facts_mod._SHADOW_PY, str(shadow_file)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "LC_ALL": "C"},
+    ).stdout
+
+
+def test_credential_cache_skips_unchanged_hashes_and_reports_digests(tmp_path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+
+        support = crypt.crypt("support", crypt.mksalt(crypt.METHOD_SHA512))
+    shadow_file = tmp_path / "shadow"
+    shadow_file.write_text(f"root:*:20000:0:99999:7:::\nsupport:{support}:20000:0:99999:7:::\n")
+    key = "ab" * 32
+    cands = "".join(f"cand\t{c}\n" for c in facts_mod.DEFAULT_PASSWORDS)
+    first = _run_shadow_py(shadow_file, f"key\t{key}\n{cands}")
+    (cache_line,) = [ln for ln in first.splitlines() if ln.startswith("cache\t")]
+    _, digest, match = cache_line.split("\t")
+    assert match == "u"  # its own name
+    assert support.split("$")[-1] not in first
+    # Known digest: the host takes the given verdict instead of hashing again. A verdict
+    # the candidates could not produce proves no hashing happened.
+    second = _run_shadow_py(shadow_file, f"key\t{key}\nknown\t{digest}\t-\n{cands}")
+    row = next(ln for ln in second.splitlines() if ln.startswith("support\t"))
+    assert row.split("\t")[-1] == "-"
+    # Another key (a new candidate list or cache) gives another digest: checked afresh.
+    third = _run_shadow_py(shadow_file, f"key\t{'cd' * 32}\nknown\t{digest}\t-\n{cands}")
+    row = next(ln for ln in third.splitlines() if ln.startswith("support\t"))
+    assert row.split("\t")[-1] == "u"

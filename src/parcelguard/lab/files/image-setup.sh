@@ -30,6 +30,12 @@ systemctl disable nginx.service postgresql.service >/dev/null 2>&1 || true
 systemctl mask systemd-remount-fs.service getty@tty1.service console-getty.service \
     systemd-ask-password-console.path systemd-ask-password-wall.path >/dev/null 2>&1 || true
 
+# logind stops a user's manager (user@UID.service) 10 s after their last session; in these
+# containers that stop can hang for minutes and every new login waits behind it. Keep user
+# managers running, as on a server where admins stay logged in.
+mkdir -p /etc/systemd/logind.conf.d
+printf '[Login]\nUserStopDelaySec=infinity\n' > /etc/systemd/logind.conf.d/10-parcelguard-lab.conf
+
 # Host keys are made per host at first boot, never shared through the image.
 rm -f /etc/ssh/ssh_host_*
 cat > /etc/systemd/system/parcelguard-lab-hostkeys.service <<'UNIT'
