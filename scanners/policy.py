@@ -55,6 +55,9 @@ class ZonePolicy:
     partners: tuple[tuple[str, tuple[Network, ...]], ...]
     partner_access: tuple[PartnerAccess, ...]
     data_zones: tuple[str, ...]
+    # Management stations outside every zone (the Ansible controller, a jump host of the
+    # security team) that may reach admin ports besides the management zone.
+    admin_sources: tuple[Network, ...] = ()
 
     def subnet(self, zone: str) -> Network | None:
         return next((z.subnet for z in self.zones if z.name == zone), None)
@@ -79,7 +82,7 @@ class ZonePolicy:
         nets: list[Network] = []
         if port in self.admin_ports:
             mgmt = self.subnet(self.mgmt_zone)
-            return (mgmt,) if mgmt is not None else ()
+            return ((mgmt,) if mgmt is not None else ()) + self.admin_sources
         for f in self.flows:
             subnet = self.subnet(f.src)
             if f.dst in dst and port in f.ports and subnet is not None:
@@ -163,12 +166,24 @@ def parse_zone_policy(zones_var: object, policy_var: object) -> ZonePolicy:
     raw = _mapping(policy_var, where)
     _keys(
         raw,
-        {"mgmt_zone", "admin_ports", "flows", "partners", "partner_access", "data_zones"},
+        {
+            "mgmt_zone",
+            "admin_ports",
+            "admin_sources",
+            "flows",
+            "partners",
+            "partner_access",
+            "data_zones",
+        },
         {"mgmt_zone", "admin_ports", "flows"},
         where,
     )
     mgmt = _zone_ref(raw["mgmt_zone"], names, f"{where}.mgmt_zone")
     admin_ports = _ports(raw["admin_ports"], f"{where}.admin_ports")
+    sources_raw = raw.get("admin_sources", [])
+    if not isinstance(sources_raw, list):
+        raise PolicyError(f"{where}.admin_sources must be a list of CIDRs")
+    admin_sources = tuple(_network(n, f"{where}.admin_sources") for n in sources_raw)
 
     flows_raw = raw["flows"]
     if not isinstance(flows_raw, list):
@@ -228,6 +243,7 @@ def parse_zone_policy(zones_var: object, policy_var: object) -> ZonePolicy:
         partners=tuple(partners),
         partner_access=tuple(access),
         data_zones=data_zones,
+        admin_sources=admin_sources,
     )
 
 

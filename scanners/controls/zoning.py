@@ -114,14 +114,17 @@ def admin_from_mgmt(facts: HostFacts, ctx: HostContext) -> Outcome:
     for rule in fw.accepts:
         if not any(rule.covers_port(p) for p in ctx.policy.admin_ports):
             continue
-        if rule.sources is None or within(rule.sources, [mgmt] if mgmt else []):
+        allowed = [*([mgmt] if mgmt else []), *ctx.policy.admin_sources]
+        if rule.sources is None or within(rule.sources, allowed):
             bad.append(rule.describe())
     if ctx.reachability is not None:
         for (src, dst, port), is_open in ctx.reachability.measured.items():
             from_mgmt = ctx.policy.mgmt_zone in ctx.reachability.hosts.get(src, ())
             if dst == ctx.host and port in ctx.policy.admin_ports and is_open and not from_mgmt:
                 bad.append(f"measured: {src} reached port {port}")
-    evidence = [ev("management subnet", mgmt)] + [ev("admin access", b) for b in bad[:20]]
+    evidence = [ev("management subnet", mgmt)]
+    evidence += [ev("management station", n) for n in ctx.policy.admin_sources]
+    evidence += [ev("admin access", b) for b in bad[:20]]
     if bad:
         return Outcome.failed(
             f"admin ports {list(ctx.policy.admin_ports)} are open beyond the management zone",

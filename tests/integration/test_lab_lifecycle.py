@@ -84,3 +84,11 @@ def test_up_status_down_leaves_nothing_behind(tmp_path: Path) -> None:
     assert (tmp_path / "parcelguard" / "labs").exists(), "down removes only the lab's own folder"
     status = cli("lab", "status", "--name", name, env_state=tmp_path)
     assert status.returncode == 2 and "is not up" in status.stderr
+    if not podman_mod.Podman().networks_labelled_any(podman_mod.LABEL):
+        nat = subprocess.run(
+            ["iptables", "-t", "nat", "-S", "POSTROUTING"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert "parcelguard-lab" not in nat, "the last lab down removes its no-NAT rule"

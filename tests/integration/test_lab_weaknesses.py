@@ -123,6 +123,18 @@ def test_every_zone_reaches_every_other_before_hardening(lab: core.Lab) -> None:
         assert (rc, out) == (0, "open\n"), source
 
 
+def test_traffic_between_zones_keeps_its_source_address(lab: core.Lab) -> None:
+    """Without this, every zone would look like the destination's own gateway and no
+    host firewall could tell zones apart."""
+    db = lab.host("db1").address
+    with ssh_client(lab, "bastion1") as client:
+        rc, out = run(
+            client,
+            f"PGPASSWORD=postgres psql -h {db} -U postgres -w -Atc 'select inet_client_addr()'",
+        )
+    assert (rc, out.strip()) == (0, lab.host("bastion1").address)
+
+
 def test_plaintext_waybill_export_is_world_readable_on_app_hosts(lab: core.Lab) -> None:
     with ssh_client(lab, "app2") as client:
         rc, out = run(client, "stat -c %a /srv/waybill/exports/waybills-2026-10.csv")

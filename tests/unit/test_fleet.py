@@ -37,7 +37,7 @@ def test_fleet_file_defaults_zone_from_role_and_accepts_several_zones(tmp_path: 
         write(
             tmp_path,
             "hosts:\n  - {name: db1, role: database}\n"
-            "  - {name: gw1, role: web, zones: [dmz, app]}\n",
+            "  - {name: gw1, role: web, zones: [dmz, app]}\n  - {name: b1, role: bastion}\n",
         )
     )
     assert f.hosts[0].zones == ("data",)
@@ -56,6 +56,7 @@ def test_fleet_file_defaults_zone_from_role_and_accepts_several_zones(tmp_path: 
         ("hosts:\n  - {name: a1, role: web, colour: red}\n", "unknown key(s) colour"),
         ("hosts:\n  - {name: a1, role: web, zones: []}\n", "non-empty list"),
         ("hosts: []\n", "has no hosts"),
+        ("hosts:\n  - {name: a1, role: web}\n", "no host in the mgmt zone"),
         ("- just a list\n", "must be a mapping"),
         ("hosts: [\n", "not valid YAML"),
     ],

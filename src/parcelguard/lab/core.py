@@ -158,6 +158,7 @@ def up(
     try:
         paths.root.mkdir(parents=True, mode=0o700)
         networks = _create_networks(podman, name, fleet, created_networks)
+        _keep_source_addresses()
         hosts = _plan_hosts(name, fleet, networks)
         secret_values = _make_secrets(paths)
         progress(f"starting {len(hosts)} hosts in zones {', '.join(fleet.zones)}")
@@ -206,7 +207,40 @@ def down(name: str, *, podman: Podman | None = None, state_root: Path | None = N
     if paths.root.exists():
         shutil.rmtree(paths.root)
         removed.append(f"folder {paths.root}")
+    if not podman.networks_labelled_any(LABEL) and _drop_source_rule():
+        removed.append("the lab's no-NAT rule")
     return removed
+
+
+# netavark masquerades traffic that leaves a network, so a host in one zone would see
+# every other zone's traffic come from its own gateway and no firewall could tell zones
+# apart. This rule, first in POSTROUTING, exempts traffic between lab networks.
+_NO_NAT_RULE = (
+    "POSTROUTING", "-s", str(LAB_RANGE), "-d", str(LAB_RANGE),
+    "-m", "comment", "--comment", "parcelguard-lab: keep source addresses between zones",
+    "-j", "ACCEPT",
+)  # fmt: skip
+
+
+def _iptables(*args: str) -> int:
+    binary = shutil.which("iptables")
+    if binary is None:
+        raise LabError("iptables is missing", "apt-get install -y iptables")
+    return subprocess.run(
+        [binary, "-t", "nat", *args], capture_output=True, check=False, timeout=30
+    ).returncode
+
+
+def _keep_source_addresses() -> None:
+    if (
+        _iptables("-C", *_NO_NAT_RULE) != 0
+        and _iptables("-I", *_NO_NAT_RULE[:1], "1", *_NO_NAT_RULE[1:]) != 0
+    ):
+        raise LabError("cannot add the lab's no-NAT rule to iptables' nat table")
+
+
+def _drop_source_rule() -> bool:
+    return _iptables("-C", *_NO_NAT_RULE) == 0 and _iptables("-D", *_NO_NAT_RULE) == 0
 
 
 def load(name: str, state_root: Path | None = None) -> Lab:
@@ -464,9 +498,35 @@ def inventory_data(lab: Lab) -> dict[str, Any]:
                 "parcelguard_zones": {
                     zone: {"subnet": net["subnet"]} for zone, net in lab.networks.items()
                 },
+                "parcelguard_zone_policy": _zone_policy(lab),
             },
             "children": {**zone_groups, **role_groups},
         }
+    }
+
+
+def _zone_policy(lab: Lab) -> dict[str, Any]:
+    """The courier site's zone policy, with this machine as the management station.
+
+    parcelguard and Ansible run on the machine, which reaches each zone from that zone
+    network's gateway address (.1): those addresses may use the admin ports too.
+    """
+    gateways = [
+        f"{ipaddress.IPv4Network(net['subnet']).network_address + 1}/32"
+        for net in lab.networks.values()
+    ]
+    zones = set(lab.networks)
+    flows = [
+        {"from": src, "to": dst, "ports": ports}
+        for src, dst, ports in (("dmz", "app", [8080]), ("app", "data", [5432]))
+        if src in zones and dst in zones
+    ]
+    return {
+        "mgmt_zone": "mgmt",
+        "admin_ports": [22],
+        "admin_sources": gateways,
+        "flows": flows,
+        "data_zones": ["data"] if "data" in zones else [],
     }
 
 

@@ -152,4 +152,9 @@ def validate(hosts: list[HostSpec], source: str) -> Fleet:
                 )
         if len(set(h.zones)) != len(h.zones):
             raise FleetError(f"{source}: host {h.name} lists a zone twice")
+    if not any("mgmt" in h.zones for h in hosts):
+        raise FleetError(
+            f"{source}: no host in the mgmt zone",
+            "add the operators' bastion: {name: bastion1, role: bastion}",
+        )
     return Fleet(tuple(hosts))

@@ -86,6 +86,11 @@ class Podman:
         nets = self.json(["network", "ls", "--format", "json", "--filter", f"label={key}={value}"])
         return sorted(n["name"] for n in nets)
 
+    def networks_labelled_any(self, key: str) -> list[str]:
+        """Networks that carry the label key, whatever its value."""
+        nets = self.json(["network", "ls", "--format", "json", "--filter", f"label={key}"])
+        return sorted(n["name"] for n in nets)
+
     def remove_network(self, name: str) -> None:
         self.run(["network", "rm", "--force", name], check=False)
 
