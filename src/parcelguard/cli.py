@@ -414,6 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     controls.add_argument("--json", action="store_true", help="as JSON, with role and tag")
     controls.set_defaults(handler=_controls)
+    from parcelguard.reports.cli import add_report_parser
+
+    add_report_parser(commands)
     return parser
 
 
