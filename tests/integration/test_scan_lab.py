@@ -345,3 +345,56 @@ def test_a_non_root_account_scans_through_sudo(
     assert "support" in text(results["PG-CRED-002"])
     assert results["PG-PRIV-002"]["status"] == "FAIL"
     assert "pgscan" in text(results["PG-PRIV-001"])
+
+
+def test_report_of_the_lab_scan_in_every_format_matches_the_scan(
+    neglected: tuple[int, Any, Path], tmp_path: Path
+) -> None:
+    import csv
+    import xml.etree.ElementTree as ET
+
+    _rc, doc, store_dir = neglected
+    for lang in ("en", "zh-CN"):
+        out = tmp_path / lang
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "parcelguard",
+                "report",
+                "--store",
+                str(store_dir / "scans.db"),
+                "--scan",
+                doc["scan_id"],
+                "--lang",
+                lang,
+                "-o",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        (csv_file,) = out.glob("*.csv")
+        stem = csv_file.with_suffix("")
+        assert doc["scan_id"] in stem.name
+        results = {
+            (h["host"], r["control_id"]): r["status"] for h in doc["hosts"] for r in h["results"]
+        }
+        with Path(f"{stem}.csv").open(encoding="utf-8") as fh:
+            rows = [r for r in csv.DictReader(fh) if r["kind"] == "result"]
+        assert {(r["host"], r["control_id"]): r["status"] for r in rows} == results
+        junit = ET.parse(f"{stem}.junit.xml").getroot()
+        host_suites = [s for s in junit if s.get("name") in {h["host"] for h in doc["hosts"]}]
+        assert sum(int(s.get("failures", 0)) for s in host_suites) == sum(
+            1 for s in results.values() if s == "FAIL"
+        )
+        html = Path(f"{stem}.html").read_text(encoding="utf-8")
+        for h in doc["hosts"]:
+            assert h["host"] in html
+        assert "ansible-playbook playbooks/harden.yml --limit db1 --tags pg-cred-004" in html
+        assert Path(f"{stem}.pdf").read_bytes().startswith(b"%PDF")
+        md = Path(f"{stem}.md").read_text(encoding="utf-8")
+        assert ("第38条" if lang == "zh-CN" else "Art. 38") in md
