@@ -409,8 +409,9 @@ s_certs() {
       [ -s "$W/nginx-T" ] || t nginx -T >"$W/nginx-T" 2>/dev/null
       awk '$1 == "ssl_certificate" { sub(/;$/, "", $2); print $2 }' "$W/nginx-T"
     fi
-    pgq "$Q_PG_CERT" 2>/dev/null | grep '^/'
-  } | grep -v '[$]' | sort -u | head -n 20 | while IFS= read -r p; do
+    # No PostgreSQL (or no TLS in it) is not an error of this section.
+    pgq "$Q_PG_CERT" 2>/dev/null | grep '^/' || true
+  } | { grep -v '[$]' || true; } | sort -u | head -n 20 | while IFS= read -r p; do
     if [ -f "$p" ]; then
       printf 'cert\t%s\n' "$p"
       t openssl x509 -noout -enddate -subject -in "$p"

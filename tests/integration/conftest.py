@@ -28,6 +28,9 @@ def _skip_reason() -> str | None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Tests marked `hardens` change the shared lab for good: they run after every test
+    # that needs the fleet in its neglected state.
+    items.sort(key=lambda item: "hardens" in item.keywords)
     reason = _skip_reason()
     # In CI a skipped lab test would hide a broken machine: there the tests run and fail.
     if reason is None or os.environ.get("CI"):
