@@ -30,6 +30,7 @@ EXTRA_VARS = ROOT / "tests" / "integration" / "lab-harden-vars.yml"
 LAB_LIMITS = {
     "PG-AUD-001": "kernel audit",
     "PG-STOR-002": "cannot be determined",
+    "PG-STOR-003": "/proc/modules is unreadable",
 }
 # Left to other work: lihua is the departed employee (offboarding, Art. 38).
 OFFBOARDING = {
@@ -40,8 +41,8 @@ OFFBOARDING = {
     "PG-STAFF-004",
     "PG-STAFF-005",
 }
-# Needs a central log host, which the lab has none of.
-NEEDS_INFRA = {"PG-AUD-004", "PG-AV-003"}
+# Signature freshness needs a signature mirror, which the closed lab has none of.
+NEEDS_INFRA = {"PG-AV-003"}
 
 
 def playbook(lab: core.Lab, *extra: str) -> tuple[int, str]:

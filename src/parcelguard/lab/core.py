@@ -368,8 +368,10 @@ def _start(
         *ULIMITS,
         "--cap-add",
         "NET_ADMIN,NET_RAW",
+        # :O makes the shared cache the lower layer of a private overlay: hosts read what
+        # is cached, write their own downloads, and never share an apt lock.
         "--volume",
-        f"{apt_cache}:/var/cache/apt/archives",
+        f"{apt_cache}:/var/cache/apt/archives:O",
     ]
     for zone in h.zones:
         args += ["--network", f"{networks[zone]['name']}:ip={h.addresses[zone]}"]

@@ -88,3 +88,12 @@ ln -s ../export-sync.service /home/lihua/.config/systemd/user/default.target.wan
 chown -R lihua:lihua /home/lihua/.config
 
 mkdir -p /usr/local/lib/parcelguard-lab
+
+# Fill the shared package cache (mounted here read-write) with what the hardening roles
+# install, so every package downloads once. Nothing is installed: the roles do that.
+# Hosts see this cache as the lower layer of a private overlay: concurrent installs on
+# several hosts never fight over one apt lock.
+apt-get install -y -q --download-only \
+    nftables clamav clamav-daemon clamav-freshclam clamdscan libpam-pwquality auditd \
+    rsyslog rsyslog-gnutls logrotate python3-psycopg2 postgresql-15-pgaudit cryptsetup \
+    >/dev/null
