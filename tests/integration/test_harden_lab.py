@@ -97,6 +97,7 @@ def scan(lab: core.Lab, tmp: Path) -> dict[str, dict[str, Any]]:
 def hardened(lab: core.Lab, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("harden")
     before = scan(lab, tmp)
+    check_neglected = playbook(lab, "--check", "--diff")
     t0 = time.monotonic()
     rc1, out1 = playbook(lab)
     first = time.monotonic() - t0
@@ -104,8 +105,32 @@ def hardened(lab: core.Lab, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     t0 = time.monotonic()
     rc2, out2 = playbook(lab)
     second = time.monotonic() - t0
+    check_hardened = playbook(lab, "--check", "--diff")
     print(f"harden: first run {first:.0f} s, second run {second:.0f} s")
-    return {"before": before, "after": after, "runs": [(rc1, out1), (rc2, out2)]}
+    return {
+        "before": before,
+        "after": after,
+        "runs": [(rc1, out1), (rc2, out2)],
+        "check": {"neglected": check_neglected, "hardened": check_hardened},
+    }
+
+
+def test_check_mode_on_the_neglected_fleet_reports_changes_and_makes_none(
+    hardened: dict[str, Any],
+) -> None:
+    rc, out = hardened["check"]["neglected"]
+    assert rc == 0, out[-3000:]
+    assert all(r["changed"] > 0 for r in recap(out).values())
+    # The scan before hardening ran before check mode; the first real run found work to
+    # do on every host, so check mode had changed nothing.
+    _rc, first = hardened["runs"][0]
+    assert all(r["changed"] > 0 for r in recap(first).values())
+
+
+def test_check_mode_on_the_hardened_fleet_reports_no_changes(hardened: dict[str, Any]) -> None:
+    rc, out = hardened["check"]["hardened"]
+    assert rc == 0, out[-3000:]
+    assert {h: r["changed"] for h, r in recap(out).items() if r["changed"]} == {}
 
 
 def test_the_playbook_applies_cleanly(hardened: dict[str, Any]) -> None:
@@ -167,21 +192,30 @@ def test_the_operator_still_gets_in_and_passwords_no_longer_do(lab: core.Lab) ->
         ssh_client(lab, "db1", "root", password=secrets["root_password"])
 
 
+LOCKOUT = {
+    "zoning_policy": {"mgmt_zone": "mgmt", "admin_ports": [22], "admin_sources": [], "flows": []},
+    "zoning_rollback_seconds": 30,
+}
+
+
+def nft_ruleset(lab: core.Lab, host: str) -> str:
+    with ssh_client(lab, host) as client:
+        return run(client, "nft list table inet parcelguard")[1]
+
+
+def test_preflight_refuses_a_policy_that_would_lock_the_controller_out(lab: core.Lab) -> None:
+    before = nft_ruleset(lab, "app1")
+    rc, out = playbook(lab, "--limit", "app1", "-e", json.dumps(LOCKOUT))
+    assert rc != 0 and "would lock this run out" in out, out[-2000:]
+    assert "changed=0" in out
+    assert nft_ruleset(lab, "app1") == before
+
+
 def test_a_firewall_that_locks_the_controller_out_rolls_back(lab: core.Lab) -> None:
-    """Declare a policy without this machine as a management station: the controller
-    cannot reconnect, the play fails on that host, and the host comes back by itself."""
-    policy = json.dumps(
-        {
-            "zoning_policy": {
-                "mgmt_zone": "mgmt",
-                "admin_ports": [22],
-                "admin_sources": [],
-                "flows": [],
-            },
-            "zoning_rollback_seconds": 30,
-        }
-    )
-    rc, out = playbook(lab, "--limit", "app2", "--tags", "zoning", "-e", policy)
+    """Past the preflight (as for a controller behind NAT), the safety net itself: the
+    controller cannot reconnect, the play fails on that host, the host comes back."""
+    extra = {**LOCKOUT, "harden_skip_controller_check": True}
+    rc, out = playbook(lab, "--limit", "app2", "--tags", "zoning", "-e", json.dumps(extra))
     assert rc != 0 and "could not reconnect" in out, out[-2000:]
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -193,6 +227,7 @@ def test_a_firewall_that_locks_the_controller_out_rolls_back(lab: core.Lab) -> N
             time.sleep(3)
     else:
         pytest.fail("app2 did not come back after the rollback")
-    # Put the declared policy back, so the lab is left as the roles make it.
+    # The previous /etc/nftables.conf came back too: the next run changes nothing.
     rc, out = playbook(lab, "--limit", "app2", "--tags", "zoning")
     assert rc == 0, out[-2000:]
+    assert recap(out)["app2"]["changed"] == 0, out[-2000:]

@@ -23,3 +23,14 @@ def test_readme_commands_exist() -> None:
     assert "bash scripts/setup --dev && .venv/bin/pytest" in readme
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert "bash scripts/setup --dev" in ci and ".venv/bin/pytest" in ci
+
+
+def test_the_example_inventory_is_what_the_scanner_and_roles_read() -> None:
+    from parcelguard.scanners.targets import load_inventory
+
+    fleet = load_inventory(ROOT / "inventory" / "example" / "hosts.yml")
+    assert {t.name for t in fleet.targets} == {"web1", "waybill1", "waybill2", "pg1", "bastion1"}
+    assert fleet.policy_declared
+    assert {t.name: t.zones for t in fleet.targets}["pg1"] == ("data",)
+    assert fleet.policy.partner_networks("shop-platform")
+    assert all(t.user == "opsadmin" and t.known_hosts for t in fleet.targets)
