@@ -199,8 +199,10 @@ LOCKOUT = {
 
 
 def nft_ruleset(lab: core.Lab, host: str) -> str:
+    """The input chain's rules and the file loaded at boot (not the throttling sets,
+    whose elements change by the second)."""
     with ssh_client(lab, host) as client:
-        return run(client, "nft list table inet parcelguard")[1]
+        return run(client, "nft list chain inet parcelguard input; sha256sum /etc/nftables.conf")[1]
 
 
 def test_preflight_refuses_a_policy_that_would_lock_the_controller_out(lab: core.Lab) -> None:
