@@ -417,6 +417,12 @@ def build_parser() -> argparse.ArgumentParser:
     from parcelguard.reports.cli import add_report_parser
 
     add_report_parser(commands)
+
+    from parcelguard.offboard.cli import add_offboard_parser
+    from parcelguard.server.run import add_serve_parser
+
+    add_offboard_parser(commands)
+    add_serve_parser(commands)
     return parser
 
 
@@ -435,8 +441,10 @@ def _positive_float(text: str) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from parcelguard.offboard.cli import rewrite_argv
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(rewrite_argv(sys.argv[1:] if argv is None else argv))
     handler: Handler = args.handler
     try:
         return handler(args)

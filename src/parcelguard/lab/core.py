@@ -552,10 +552,45 @@ def _write_manifest(lab: Lab) -> None:
     lab.paths.manifest.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
+def reseed_departed(
+    lab: Lab, hosts: Iterable[str] | None = None, podman: Podman | None = None
+) -> None:
+    """Give the departed employee back her seeded access (password, key, sudo, cron,
+    lingering service, database login) on ``hosts`` (default: all), to replay offboarding."""
+    podman = podman or Podman()
+    script = resources.files("parcelguard.lab").joinpath("files/reseed-departed.sh").read_text()
+    password = json.loads(lab.paths.secrets.read_text(encoding="utf-8"))["departed_password"]
+    pubkey = lab.paths.departed_key.with_suffix(".pub").read_text(encoding="utf-8").strip()
+    chosen = [lab.host(h) for h in hosts] if hosts is not None else list(lab.hosts)
+
+    def one(h: LabHost) -> None:
+        proc = podman.exec(
+            h.container,
+            ["bash", "-c", script, "reseed", pubkey],
+            stdin=f"{password}\n".encode(),
+            timeout=120,
+        )
+        if proc.returncode != 0:
+            tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:]
+            raise LabError(f"re-seeding {h.name} failed: {' '.join(tail) or proc.returncode}")
+
+    _parallel(one, chosen)
+
+
 def _parallel(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
     """Run fn over items with a bound; the first failure is raised after the rest finish."""
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         return list(pool.map(fn, items))
 
 
-__all__ = ["Lab", "LabError", "LabHost", "PodmanError", "down", "load", "status", "up"]
+__all__ = [
+    "Lab",
+    "LabError",
+    "LabHost",
+    "PodmanError",
+    "down",
+    "load",
+    "reseed_departed",
+    "status",
+    "up",
+]

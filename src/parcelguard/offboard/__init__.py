@@ -1,0 +1,1 @@
+"""Offboarding: revoke departed staff's access on every host, verified (Art. 38)."""

@@ -1,0 +1,208 @@
+"""The WSGI application of ``parcelguard serve`` and the offboarding worker behind it.
+
+Routes:
+  /scim/v2/...        SCIM 2.0 Users, ServiceProviderConfig, Schemas, ResourceTypes
+  /webhook/leaver     the signed leaver webhook (when a secret is configured)
+  /healthz            liveness and the number of unfinished jobs (no secrets)
+
+Every trigger is written to the durable queue before the response is sent; the worker
+thread picks jobs up at once (it is woken) and retries pending hosts with backoff. After
+a crash or restart the worker resumes every unfinished job.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from scim2_models import Resource
+
+from parcelguard.offboard.model import LeaverEvent, OffboardError, Source
+from parcelguard.offboard.service import Offboarder, OffboardSettings
+from parcelguard.offboard.store import OffboardStore
+from parcelguard.server import webhook
+from parcelguard.server.config import ServeConfig
+from parcelguard.server.scim import (
+    MAX_BODY,
+    OffboardingStorage,
+    ScimApplication,
+    leaver_handler,
+    provider,
+)
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+log = logging.getLogger("parcelguard.serve")
+SECURITY_HEADERS = [
+    ("X-Content-Type-Options", "nosniff"),
+    ("Cache-Control", "no-store"),
+    ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
+]
+
+
+def _json(start_response: StartResponse, status: str, body: dict[str, Any]) -> Iterable[bytes]:
+    data = json.dumps(body).encode()
+    start_response(
+        status,
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(data))),
+            *SECURITY_HEADERS,
+        ],
+    )
+    return [data]
+
+
+def _length(environ: WSGIEnvironment) -> int | None:
+    text = environ.get("CONTENT_LENGTH") or "0"
+    return int(text) if text.isdigit() else None
+
+
+class Service:
+    def __init__(self, config: ServeConfig, progress: Callable[[str], None] | None = None) -> None:
+        self.config = config
+        self.progress = progress or (lambda m: log.info("%s", m))
+        self.store = OffboardStore(config.database)
+        self.offboarder = Offboarder(
+            self.store,
+            OffboardSettings(
+                inventory=config.inventory,
+                limit=config.limit,
+                known_hosts=config.known_hosts,
+                forks=config.forks,
+                retry_base=config.retry_base,
+                retry_max=config.retry_max,
+                protected=config.protected,
+            ),
+            self.progress,
+        )
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        model = provider().model_for("User")
+        if model is None or not issubclass(model, Resource):
+            raise RuntimeError("the SCIM provider serves no User model")
+        storage = OffboardingStorage(
+            self.store, model, leaver_handler(self._submit_scim, self.store)
+        )
+        self.scim = ScimApplication(storage, self.store)
+
+    # -- triggers -------------------------------------------------------------------------
+    def _submit_scim(
+        self, login: str, key: str, actor: str, ticket: str, detail: dict[str, Any]
+    ) -> None:
+        event = LeaverEvent(
+            username=login,
+            source=Source.SCIM,
+            actor=actor,
+            ticket=ticket,
+            key=key,
+            received_at=datetime.now(UTC),
+            detail=detail,
+        )
+        queued = self.offboarder.submit(event)
+        self.progress(f"SCIM {detail['reason']} of {detail['userName']}: job {queued.job_id}")
+        self.wake.set()
+
+    def _webhook(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if self.config.webhook_key is None:
+            return _json(start_response, "404 Not Found", {"error": "no webhook is configured"})
+        if environ.get("REQUEST_METHOD") != "POST":
+            return _json(start_response, "405 Method Not Allowed", {"error": "POST only"})
+        ctype = (environ.get("CONTENT_TYPE") or "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            return _json(
+                start_response, "415 Unsupported Media Type", {"error": "send application/json"}
+            )
+        length = _length(environ)
+        if length is None or length > webhook.MAX_BODY:
+            return _json(start_response, "413 Content Too Large", {"error": "body too large"})
+        body = environ["wsgi.input"].read(length)
+        headers = {
+            name: environ.get("HTTP_" + name.upper().replace("-", "_"), "")
+            for name in ("webhook-id", "webhook-timestamp", "webhook-signature")
+        }
+        try:
+            leaver = webhook.verify(
+                self.config.webhook_key, headers, body, tolerance=self.config.webhook_tolerance
+            )
+        except webhook.WebhookRejected as exc:
+            self.store.record(
+                "webhook_rejected",
+                {"status": exc.status, "error": exc.message, "remote": environ.get("REMOTE_ADDR")},
+            )
+            status = {400: "400 Bad Request", 401: "401 Unauthorized"}[exc.status]
+            return _json(start_response, status, {"error": exc.message})
+        if not self.store.remember_message(leaver.message_id, self.config.webhook_tolerance):
+            self.store.record(
+                "webhook_replay",
+                {"webhook_id": leaver.message_id, "remote": environ.get("REMOTE_ADDR")},
+            )
+            return _json(
+                start_response, "409 Conflict", {"error": "this webhook-id was already received"}
+            )
+        try:
+            queued = self.offboarder.submit(
+                LeaverEvent(
+                    username=leaver.username,
+                    source=Source.WEBHOOK,
+                    actor=f"webhook from {environ.get('REMOTE_ADDR', '?')}",
+                    ticket=leaver.ticket,
+                    key=f"webhook:{leaver.message_id}",
+                    received_at=datetime.now(UTC),
+                    left_at=leaver.left_at,
+                )
+            )
+        except OffboardError as exc:
+            return _json(start_response, "422 Unprocessable Content", {"error": str(exc)})
+        self.wake.set()
+        return _json(
+            start_response,
+            "202 Accepted",
+            {"job": queued.job_id, "created": queued.created, "duplicate": queued.duplicate},
+        )
+
+    # -- WSGI -------------------------------------------------------------------------------
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/scim/v2" or path.startswith("/scim/v2/"):
+            length = _length(environ)
+            if length is None or length > MAX_BODY:
+                return _json(start_response, "413 Content Too Large", {"error": "body too large"})
+            environ = dict(environ)
+            environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + "/scim"
+            environ["PATH_INFO"] = path[len("/scim") :]
+            return self.scim(environ, start_response)
+        if path == "/webhook/leaver":
+            return self._webhook(environ, start_response)
+        if path == "/healthz":
+            return _json(
+                start_response,
+                "200 OK",
+                {"status": "ok", "unfinished_jobs": len(self.store.jobs(open_only=True))},
+            )
+        return _json(start_response, "404 Not Found", {"error": "not found"})
+
+    # -- worker -----------------------------------------------------------------------------
+    def work(self) -> None:
+        """Run due jobs until stopped; woken at once by new triggers."""
+        unfinished = self.store.jobs(open_only=True)
+        if unfinished:
+            self.progress(f"resuming {len(unfinished)} unfinished job(s)")
+        while not self.stopping.is_set():
+            try:
+                ran = self.offboarder.run_due()
+            except Exception:  # the worker must outlive one bad job
+                log.exception("offboarding worker")
+                ran = None
+            if ran is not None:
+                continue
+            due = self.store.next_due()
+            wait = 30.0 if due is None else max(0.5, min(30.0, due - time.time()))
+            self.wake.wait(wait)
+            self.wake.clear()

@@ -1,0 +1,168 @@
+"""The service's configuration file, validated at start-up with one clear error each.
+
+listen: 127.0.0.1:8750              # host:port
+tls:                                # optional; without it, listen on loopback only
+  certificate: /etc/parcelguard/tls.crt
+  key: /etc/parcelguard/tls.key
+inventory: /etc/parcelguard/inventory.yml
+limit: null                         # an Ansible host pattern, optional
+database: /var/lib/parcelguard/offboarding.db
+known_hosts: null                   # default: the inventory's
+webhook:
+  secret_file: /etc/parcelguard/webhook.secret   # mode 0600, whsec_...
+  tolerance_seconds: 300
+offboarding:
+  protected: [ansible]              # never revoked, whatever a trigger says
+  retry_base_seconds: 30
+  retry_max_seconds: 900
+  forks: 50
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from parcelguard.errors import ParcelguardError, one_line
+from parcelguard.offboard.store import default_db
+from parcelguard.server.webhook import load_secret
+
+TOP = frozenset(
+    {"listen", "tls", "inventory", "limit", "database", "known_hosts", "webhook", "offboarding"}
+)
+OFFBOARDING = frozenset({"protected", "retry_base_seconds", "retry_max_seconds", "forks"})
+
+
+class ConfigError(ParcelguardError):
+    pass
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    host: str
+    port: int
+    certificate: Path | None
+    key: Path | None
+    inventory: Path
+    limit: str | None
+    database: Path
+    known_hosts: Path | None
+    webhook_key: bytes | None
+    webhook_tolerance: float
+    protected: frozenset[str]
+    retry_base: float
+    retry_max: float
+    forks: int
+    source: str
+
+
+def _mapping(value: Any, where: str, allowed: frozenset[str]) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a mapping")
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}")
+    return value
+
+
+def _number(value: Any, where: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise ConfigError(f"{where} must be a number from {low:g} to {high:g}")
+    return float(value)
+
+
+def _path(value: Any, where: str, must_exist: bool = True) -> Path:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where} must be a file path")
+    path = Path(value).expanduser()
+    if must_exist and not path.exists():
+        raise ConfigError(f"{where}: {path} does not exist")
+    return path
+
+
+def load_config(path: Path) -> ServeConfig:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {one_line(exc)}") from exc
+    return parse_config(data, str(path))
+
+
+def parse_config(data: Any, source: str = "config") -> ServeConfig:
+    top = _mapping(data, source, TOP)
+    if "inventory" not in top:
+        raise ConfigError(f"{source}: inventory is required (the fleet offboarding acts on)")
+    listen = str(top.get("listen", "127.0.0.1:8750"))
+    host, sep, port_text = listen.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"{source}: listen must be HOST:PORT, got {listen!r}")
+    host = host.strip("[]")
+    tls = _mapping(top.get("tls"), f"{source}: tls", frozenset({"certificate", "key"}))
+    certificate = key = None
+    if tls:
+        if set(tls) != {"certificate", "key"}:
+            raise ConfigError(f"{source}: tls needs both certificate and key")
+        certificate = _path(tls["certificate"], "tls.certificate")
+        key = _path(tls["key"], "tls.key")
+    elif not _loopback(host):
+        raise ConfigError(
+            f"{source}: listening on {host} without TLS would send bearer tokens in clear",
+            "add tls.certificate and tls.key, or listen on 127.0.0.1 behind a TLS proxy",
+        )
+    hook = _mapping(
+        top.get("webhook"), f"{source}: webhook", frozenset({"secret_file", "tolerance_seconds"})
+    )
+    webhook_key = None
+    if hook:
+        if "secret_file" not in hook:
+            raise ConfigError(f"{source}: webhook.secret_file is required to accept webhooks")
+        webhook_key = load_secret(_path(hook["secret_file"], "webhook.secret_file"))
+    off = _mapping(top.get("offboarding"), f"{source}: offboarding", OFFBOARDING)
+    protected = off.get("protected", [])
+    if not isinstance(protected, list) or not all(isinstance(p, str) for p in protected):
+        raise ConfigError(f"{source}: offboarding.protected must be a list of login names")
+    limit = top.get("limit")
+    if limit is not None and not isinstance(limit, str):
+        raise ConfigError(f"{source}: limit must be an Ansible host pattern")
+    return ServeConfig(
+        host=host,
+        port=int(port_text),
+        certificate=certificate,
+        key=key,
+        inventory=_path(top["inventory"], "inventory"),
+        limit=limit,
+        database=_path(top["database"], "database", must_exist=False)
+        if top.get("database")
+        else default_db(),
+        known_hosts=_path(top["known_hosts"], "known_hosts") if top.get("known_hosts") else None,
+        webhook_key=webhook_key,
+        webhook_tolerance=_number(
+            hook.get("tolerance_seconds", 300), "webhook.tolerance_seconds", 10, 3600
+        ),
+        protected=frozenset(protected),
+        retry_base=_number(
+            off.get("retry_base_seconds", 30), "offboarding.retry_base_seconds", 1, 3600
+        ),
+        retry_max=_number(
+            off.get("retry_max_seconds", 900), "offboarding.retry_max_seconds", 1, 86400
+        ),
+        forks=int(_number(off.get("forks", 50), "offboarding.forks", 1, 500)),
+        source=source,
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
