@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,3 +81,14 @@ def run(client: paramiko.SSHClient, command: str) -> tuple[int, str]:
     _stdin, stdout, stderr = client.exec_command(command, timeout=60)
     out = stdout.read().decode() + stderr.read().decode()
     return stdout.channel.recv_exit_status(), out
+
+
+def parcelguard(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the parcelguard command as a user would, in a child process."""
+    return subprocess.run(
+        [sys.executable, "-m", "parcelguard", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -94,7 +94,6 @@ import os
 import pwd
 import re
 import shutil
-import subprocess
 import tarfile
 import tempfile
 import time
@@ -152,8 +151,7 @@ class Revocation:
             for line in fh:
                 f = line.rstrip("\n").split(":")
                 if len(f) >= 9 and f[0] == self.name:
-                    return {"locked": f[1].startswith("!") or f[1] in ("*", ""),
-                            "expire": f[7]}
+                    return {"locked": f[1].startswith("!") or f[1] in ("*", ""), "expire": f[7]}
         return {"locked": None, "expire": None}
 
     def groups(self):
@@ -174,10 +172,12 @@ class Revocation:
                     principals = v.split()
                 elif k == "authorizedkeyscommand" and v != "none":
                     command = v
+
         def expand(p):
             p = p.replace("%%", "\0").replace("%h", ent.pw_dir).replace("%u", self.name)
             p = p.replace("%U", str(ent.pw_uid)).replace("\0", "%")
             return p if p.startswith("/") else os.path.join(ent.pw_dir, p)
+
         return [expand(p) for p in keys], [expand(p) for p in principals], command
 
     def processes(self, uid):
@@ -186,19 +186,26 @@ class Revocation:
 
     # -- steps ------------------------------------------------------------------------
     def block_logins(self, ent):
-        before = dict(self.shadow(), shell=ent.pw_shell, deny_group=self.p["deny_group"] in self.groups())
+        before = dict(
+            self.shadow(), shell=ent.pw_shell, deny_group=self.p["deny_group"] in self.groups()
+        )
         if not self.check:
             try:
                 grp.getgrnam(self.p["deny_group"])
             except KeyError:
                 self.run(["groupadd", "--system", self.p["deny_group"]])
             # Expiry first: it is what stops key logins under PAM.
-            self.run(["usermod", "--expiredate", "1", "--lock", "--shell", self.p["shell"], self.name])
+            self.run(
+                ["usermod", "--expiredate", "1", "--lock", "--shell", self.p["shell"], self.name]
+            )
             self.run(["gpasswd", "--add", self.name, self.p["deny_group"]])
         after = {"locked": True, "expire": "1", "shell": self.p["shell"], "deny_group": True}
         if not self.check:
-            after = dict(self.shadow(), shell=pwd.getpwnam(self.name).pw_shell,
-                         deny_group=self.p["deny_group"] in self.groups())
+            after = dict(
+                self.shadow(),
+                shell=pwd.getpwnam(self.name).pw_shell,
+                deny_group=self.p["deny_group"] in self.groups(),
+            )
         self.record("block_logins", before, after)
 
     def stashed_keys(self):
@@ -215,8 +222,11 @@ class Revocation:
                 path = os.path.join(folder, entry)
                 if os.path.isfile(path) and not os.path.islink(path):
                     with open(path, encoding="utf-8", errors="replace") as fh:
-                        found += [ln.strip() for ln in fh
-                                  if ln.strip() and not ln.lstrip().startswith("#")]
+                        found += [
+                            ln.strip()
+                            for ln in fh
+                            if ln.strip() and not ln.lstrip().startswith("#")
+                        ]
         return found
 
     def remove_keys(self, ent):
@@ -226,13 +236,16 @@ class Revocation:
             if path in keys and os.path.isfile(path):
                 with open(path, encoding="utf-8", errors="replace") as fh:
                     self.public_keys += [
-                        line.strip() for line in fh
+                        line.strip()
+                        for line in fh
                         if line.strip() and not line.lstrip().startswith("#")
                     ]
         for i, path in enumerate(present):
             self.stash(path, f"keys/{i}-{os.path.basename(path)}")
         before = {"files": present, "keys": len(self.public_keys)}
-        after = {"files": [p for p in present if os.path.lexists(p)], "keys": 0 if not self.check else len(self.public_keys)}
+        after = {"files": [], "keys": 0}
+        if not self.check:
+            after = {"files": [p for p in present if os.path.lexists(p)], "keys": 0}
         if command:
             # An AuthorizedKeysCommand answers from a directory we do not control here;
             # the deny group still refuses the login. Reported for the auditors.
@@ -256,8 +269,10 @@ class Revocation:
                 self.run(["pkill", "--signal", "KILL", "-u", str(ent.pw_uid)], check=False)
                 if time.monotonic() > deadline:
                     self.m.fail_json(
-                        msg=f"processes of {self.name} still running after {self.p['kill_timeout']} s",
-                        steps=self.steps)
+                        msg=f"processes of {self.name} still running after "
+                        f"{self.p['kill_timeout']} s",
+                        steps=self.steps,
+                    )
                 time.sleep(0.2)
         after = {"lingering": False, "processes": 0}
         if not self.check:
@@ -273,8 +288,11 @@ class Revocation:
             fields = line.split()
             if fields and fields[-1] == self.name:
                 at_ids.append(fields[0])
-        before = {"crontab": os.path.exists(crontab), "at_jobs": len(at_ids),
-                  "user_units": os.path.isdir(units) and bool(os.listdir(units))}
+        before = {
+            "crontab": os.path.exists(crontab),
+            "at_jobs": len(at_ids),
+            "user_units": os.path.isdir(units) and bool(os.listdir(units)),
+        }
         if not self.check:
             if before["crontab"]:
                 self.stash(crontab, "crontab")
@@ -290,15 +308,19 @@ class Revocation:
                 self.stash(units, "systemd-user")
         after = {"crontab": False, "at_jobs": 0, "user_units": False}
         if not self.check:
-            after = {"crontab": os.path.exists(crontab), "at_jobs": 0,
-                     "user_units": os.path.isdir(units) and bool(os.listdir(units))}
+            after = {
+                "crontab": os.path.exists(crontab),
+                "at_jobs": 0,
+                "user_units": os.path.isdir(units) and bool(os.listdir(units)),
+            }
         self.record("remove_scheduled_jobs", before, after)
 
     def sudo_files(self):
         files = ["/etc/sudoers"]
         if os.path.isdir("/etc/sudoers.d"):
             files += sorted(
-                os.path.join("/etc/sudoers.d", f) for f in os.listdir("/etc/sudoers.d")
+                os.path.join("/etc/sudoers.d", f)
+                for f in os.listdir("/etc/sudoers.d")
                 if not f.endswith("~") and "." not in f
             )
         return [f for f in files if os.path.isfile(f)]
@@ -351,8 +373,10 @@ class Revocation:
                 rc, _, err = self.run(["visudo", "-cqf", tmp], check=False)
                 if rc != 0:
                     os.unlink(tmp)
-                    self.m.fail_json(msg=f"{path} would not validate without {self.name}: {err.strip()}",
-                                     steps=self.steps)
+                    self.m.fail_json(
+                        msg=f"{path} would not validate without {self.name}: {err.strip()}",
+                        steps=self.steps,
+                    )
                 backup = f"{path}.{self.stamp}"
                 shutil.copy2(path, backup)
                 self.stash(backup, f"sudoers/{os.path.basename(path)}")
@@ -377,12 +401,12 @@ class Revocation:
             pwd.getpwnam("postgres")
         except KeyError:
             return False
-        rc, _, _ = self.m.run_command(PSQL + ["-c", "select 1"])
+        rc, _, _ = self.m.run_command([*PSQL, "-c", "select 1"])
         return rc == 0
 
     def pg(self, sql):
         # psql variables quote the name: :'name' as a literal, :"name" as an identifier.
-        _, out, _ = self.run(PSQL + ["-v", f"name={self.name}", "-f", "-"], data=sql)
+        _, out, _ = self.run([*PSQL, "-v", f"name={self.name}", "-f", "-"], data=sql)
         return out.strip()
 
     def pg_state(self):
@@ -395,8 +419,11 @@ class Revocation:
         if not row:
             return None
         login, sessions, member_of = row.split("|")
-        return {"login": login == "t", "sessions": int(sessions),
-                "member_of": [x for x in member_of.split(",") if x]}
+        return {
+            "login": login == "t",
+            "sessions": int(sessions),
+            "member_of": [x for x in member_of.split(",") if x],
+        }
 
     def revoke_database(self):
         if not self.postgres_available():
@@ -405,11 +432,13 @@ class Revocation:
         if before is None:
             return False
         if not self.check:
-            sql = "ALTER ROLE :\"name\" NOLOGIN;\n"
+            sql = 'ALTER ROLE :"name" NOLOGIN;\n'
             for group in before["member_of"]:
-                sql += f"REVOKE \"{group.replace(chr(34), chr(34) * 2)}\" FROM :\"name\";\n"
-            sql += ("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE usename = :'name';\n")
+                sql += f'REVOKE "{group.replace(chr(34), chr(34) * 2)}" FROM :"name";\n'
+            sql += (
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE usename = :'name';\n"
+            )
             self.pg(sql)
             for _ in range(50):
                 after = self.pg_state()
@@ -430,8 +459,9 @@ class Revocation:
                 previous = json.load(fh)
         changed_now = any(s["changed"] for s in self.steps)
         before = {"archive": previous.get("archive"), "sha256": previous.get("sha256")}
-        if self.check or (previous.get("archive") and not changed_now
-                          and os.path.exists(previous["archive"])):
+        if self.check or (
+            previous.get("archive") and not changed_now and os.path.exists(previous["archive"])
+        ):
             self.record("archive_home", before, before)
             return None
         folder = os.path.join(root, self.name, self.stamp)
@@ -450,10 +480,14 @@ class Revocation:
         with open(path + ".sha256", "w", encoding="utf-8") as fh:
             fh.write(f"{digest.hexdigest()}  home.tar.gz\n")
         record = {
-            "name": self.name, "uid": ent.pw_uid,
+            "name": self.name,
+            "uid": ent.pw_uid,
             "revoked_at": previous.get("revoked_at") or self.stamp,
-            "last_run": self.stamp, "ticket": self.p["ticket"], "job": self.p["job"],
-            "archive": path, "sha256": digest.hexdigest(),
+            "last_run": self.stamp,
+            "ticket": self.p["ticket"],
+            "job": self.p["job"],
+            "archive": path,
+            "sha256": digest.hexdigest(),
         }
         tmp = marker + ".tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
@@ -473,7 +507,8 @@ class Revocation:
         with open(marker, encoding="utf-8") as fh:
             record = json.load(fh)
         revoked = datetime.datetime.strptime(record["revoked_at"], "%Y%m%dT%H%M%SZ").replace(
-            tzinfo=datetime.timezone.utc)
+            tzinfo=datetime.timezone.utc
+        )
         age = (datetime.datetime.now(datetime.timezone.utc) - revoked).days
         if age < self.p["purge_after_days"]:
             return {"purged": False, "reason": f"revoked {age} day(s) ago"}

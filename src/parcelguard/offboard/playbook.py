@@ -89,6 +89,14 @@ def run_revocation(
             "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
             "ANSIBLE_RETRY_FILES_ENABLED": "False",
             "ANSIBLE_NOCOLOR": "1",
+            # Fresh SSH master connections for every run: a master left from an earlier
+            # run to a host that has since hung would block forever. Keepalives turn a
+            # host that hangs during the run into "unreachable" within 15 s.
+            "ANSIBLE_SSH_CONTROL_PATH_DIR": str(Path(tmp) / "cp"),
+            "ANSIBLE_SSH_ARGS": (
+                "-C -o ControlMaster=auto -o ControlPersist=15s"
+                " -o ServerAliveInterval=5 -o ServerAliveCountMax=3"
+            ),
         }
         try:
             proc = subprocess.run(

@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from parcelguard.scanners.connection import quiet_paramiko
 from parcelguard.server.config import ConfigError, load_config
 
 DESCRIPTION = (
@@ -56,6 +57,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     config = load_config(Path(args.config))
     logging.basicConfig(level=logging.INFO, format="parcelguard serve: %(message)s")
+    quiet_paramiko()
     service = Service(config, _progress)
     server = wsgi.Server((config.host, config.port), service, numthreads=8, timeout=30)
     server.max_request_body_size = 1024 * 1024
@@ -70,7 +72,9 @@ def _serve(args: argparse.Namespace) -> int:
     def stop(_signum: int, _frame: Any) -> None:
         service.stopping.set()
         service.wake.set()
-        server.stop()
+        # server.stop() waits for the serving loop, which runs in this (main) thread:
+        # calling it from the handler directly would wait for itself.
+        threading.Thread(target=server.stop, name="stop", daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

@@ -43,6 +43,7 @@ from scim2_models import (
 from scim2_server.applications.wsgi import WSGIApplication
 from scim2_server.memory import InMemoryStorage
 from scim2_server.requests import ScimRequest
+from scim2_server.responses import ScimResponse
 
 from parcelguard.offboard.model import ALWAYS_PROTECTED, LOGIN_NAME, OffboardError
 from parcelguard.offboard.store import OffboardStore
@@ -90,7 +91,6 @@ def provider() -> ScimProvider:
     config = ServiceProviderConfig.model_validate(
         {
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
-            "documentationUri": "https://example.invalid/parcelguard/docs/offboarding.md",
             "patch": {"supported": True},
             "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": 0},
             "filter": {"supported": True, "maxResults": MAX_RESULTS},
@@ -147,8 +147,11 @@ class OffboardingStorage(InMemoryStorage):
             assert resource.id is not None
             old = self.get(resource_type, resource.id)
             was = getattr(old, "active", None)
-            if getattr(resource, "active", None) is None and was is not None:
-                resource = resource.model_copy(update={"active": was})  # PUT without active
+            put = getattr(_actor, "method", "") == "PUT"
+            if put and getattr(resource, "active", None) is None and was is not None:
+                # Okta's custom apps PUT the whole user without `active`: no change.
+                # (A PATCH that removes `active` does remove it: that is not a deactivation.)
+                resource = resource.model_copy(update={"active": was})
             now = getattr(resource, "active", None)
             if now is False and was is not False:
                 # Durable first: if this raises, nothing is stored and the IdP retries.
@@ -207,6 +210,13 @@ class ScimApplication(WSGIApplication):
         if name is None:
             raise UnauthorizedException(detail="a valid bearer token is required")
         _actor.name = f"scim token {name}"
+
+    def dispatch_request(self, request: ScimRequest) -> ScimResponse:
+        _actor.method = request.method.upper()
+        try:
+            return super().dispatch_request(request)
+        finally:
+            _actor.method = ""
 
 
 def leaver_handler(

@@ -93,9 +93,15 @@ def main() -> None:
     for key in ("root_password", "departed_password", "db_app_password", "db_superuser_password"):
         if not re.fullmatch(r"[A-Za-z0-9_-]{4,64}", cfg[key]):
             raise SystemExit(f"refusing unsafe value for {key}")
-    # On a cgroup v1 host (this lab's kind) systemd never hears that a killed user
-    # manager's cgroup emptied, so the unit hangs in "final-sigkill" for minutes after
-    # offboarding kills it. A short stop timeout ends that wait; real hosts are unaffected.
+    # On a cgroup v1 host (this lab's kind) systemd never hears that a cgroup emptied, so
+    # a session scope or user manager whose processes offboarding killed waits out its
+    # whole stop timeout (90 s), and the person's next login waits with it. A short
+    # timeout ends that wait; real (cgroup v2) hosts are unaffected.
+    write(
+        "/etc/systemd/system.conf.d/90-parcelguard-lab.conf",
+        "[Manager]\nDefaultTimeoutStopSec=5s\n",
+        0o644,
+    )
     write(
         "/etc/systemd/system/user@.service.d/90-parcelguard-lab.conf",
         "[Service]\nTimeoutStopSec=3s\n",
