@@ -51,6 +51,9 @@ from parcelguard.scanners.model import (
 )
 
 PLAYBOOK = "playbooks/harden.yml"
+# Departed staff are revoked (and verified, with an audit trail) by offboarding.
+OFFBOARD_TAG_PREFIX = "pg-staff-"
+OFFBOARD = "parcelguard offboard --roster ROSTER.csv -i INVENTORY"
 MOST_SEVERE_FIRST = (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW)
 
 
@@ -71,11 +74,18 @@ class ReportInputs:
 
 
 def remediation_command(host: str, tags: Sequence[str]) -> str:
-    """The ansible-playbook command that applies ``tags`` to ``host`` (host shell-quoted)."""
-    return (
-        f"ansible-playbook {PLAYBOOK} --limit {shlex.quote(host)} "
-        f"--tags {shlex.quote(','.join(tags))}"
-    )
+    """The command that fixes ``tags`` on ``host`` (host shell-quoted): the hardening
+    playbook, and for departed staff (Art. 38) the offboarding reconciliation."""
+    harden = [t for t in tags if not t.startswith(OFFBOARD_TAG_PREFIX)]
+    commands = []
+    if harden:
+        commands.append(
+            f"ansible-playbook {PLAYBOOK} --limit {shlex.quote(host)} "
+            f"--tags {shlex.quote(','.join(harden))}"
+        )
+    if len(harden) < len(tags):
+        commands.append(f"{OFFBOARD} --limit {shlex.quote(host)}")
+    return " && ".join(commands)
 
 
 def compliance_of(results: Iterable[ControlResult | Finding]) -> Compliance:

@@ -86,11 +86,21 @@ def test_every_fail_has_the_exact_remediation_command(report: ReportModel) -> No
     assert fails
     for f in fails:
         tag = f.control_id.lower()
-        assert f.remediation == (
-            f"ansible-playbook playbooks/harden.yml --limit {f.host} --tags {tag}"
-        )
+        if tag.startswith("pg-staff-"):  # departed staff: offboarding revokes and verifies
+            expected = f"parcelguard offboard --roster ROSTER.csv -i INVENTORY --limit {f.host}"
+        else:
+            expected = f"ansible-playbook playbooks/harden.yml --limit {f.host} --tags {tag}"
+        assert f.remediation == expected
     others = [f for h in report.hosts for f in h.findings if f.status is not Status.FAIL]
     assert all(f.remediation == "" for f in others)
+
+
+def test_departed_staff_are_fixed_by_offboarding_not_by_hardening() -> None:
+    command = remediation_command("web1", ["pg-ssh-001", "pg-staff-001", "pg-staff-002"])
+    assert command == (
+        "ansible-playbook playbooks/harden.yml --limit web1 --tags pg-ssh-001 && "
+        "parcelguard offboard --roster ROSTER.csv -i INVENTORY --limit web1"
+    )
 
 
 def test_remediation_quotes_the_host_for_the_shell() -> None:
@@ -102,9 +112,14 @@ def test_remediation_quotes_the_host_for_the_shell() -> None:
 def test_host_fix_all_names_every_failed_tag(report: ReportModel) -> None:
     for h in report.hosts:
         tags = [f.control_id.lower() for f in h.findings if f.status is Status.FAIL]
-        if tags:
-            assert h.remediation.endswith("--tags " + ",".join(tags))
-        else:
+        harden = [t for t in tags if not t.startswith("pg-staff-")]
+        if harden:
+            assert f"--tags {','.join(harden)}" in h.remediation
+        if len(harden) < len(tags):
+            assert h.remediation.endswith(
+                f"parcelguard offboard --roster ROSTER.csv " f"-i INVENTORY --limit {h.host}"
+            )
+        if not tags:
             assert h.remediation == ""
 
 
