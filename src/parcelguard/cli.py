@@ -92,6 +92,16 @@ def _lab_down(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _lab_reseed(args: argparse.Namespace) -> int:
+    from parcelguard.lab import core
+
+    lab = core.load(args.name)
+    core.reseed_departed(lab, args.host or None)
+    hosts = args.host or [h.name for h in lab.hosts]
+    print(f"lihua's seeded access is back on {', '.join(hosts)}")
+    return EXIT_OK
+
+
 # -- scan ------------------------------------------------------------------------------
 
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -316,6 +326,17 @@ def build_parser() -> argparse.ArgumentParser:
         "remove the fleet's hosts, networks and files",
         "Remove every container and network labelled with the lab's name and the lab's state "
         "folder (inventory, keys, secrets). The cached image and apt cache are kept.",
+    )
+    reseed = lab_action(
+        "reseed",
+        _lab_reseed,
+        "give the departed employee her seeded access back (to replay offboarding)",
+        "Put back lihua's password, SSH key, NOPASSWD sudo rule, cron job, lingering user "
+        "service and database login on the lab's hosts, as `lab up` seeded them, so the "
+        "offboarding demo can run again. Lab hosts only.",
+    )
+    reseed.add_argument(
+        "--host", action="append", metavar="NAME", help="only this host (repeat); default all"
     )
     scan = commands.add_parser(
         "scan",

@@ -34,3 +34,29 @@ def test_the_example_inventory_is_what_the_scanner_and_roles_read() -> None:
     assert {t.name: t.zones for t in fleet.targets}["pg1"] == ("data",)
     assert fleet.policy.partner_networks("shop-platform")
     assert all(t.user == "opsadmin" and t.known_hosts for t in fleet.targets)
+
+
+def test_readme_names_every_command_and_offboarding_action() -> None:
+    import argparse
+
+    from parcelguard.cli import build_parser
+    from parcelguard.offboard.cli import ACTIONS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for command in sub.choices:
+        assert f"`parcelguard {command}" in readme, f"README lacks `parcelguard {command}`"
+    for action in ACTIONS:
+        assert action in readme or action in ("revoke", "reconcile"), action
+
+
+def test_the_offboarding_doc_shows_every_service_setting() -> None:
+    import re
+
+    from parcelguard.server.config import OFFBOARDING, TOP
+
+    doc = (ROOT / "docs" / "offboarding.md").read_text(encoding="utf-8")
+    example = doc.split("# serve.yml", 1)[1].split("```", 1)[0]
+    assert set(re.findall(r"^(\w+):", example, re.MULTILINE)) == set(TOP)
+    for key in OFFBOARDING:
+        assert key in example, key

@@ -561,6 +561,10 @@ def reseed_departed(
     script = resources.files("parcelguard.lab").joinpath("files/reseed-departed.sh").read_text()
     password = json.loads(lab.paths.secrets.read_text(encoding="utf-8"))["departed_password"]
     pubkey = lab.paths.departed_key.with_suffix(".pub").read_text(encoding="utf-8").strip()
+    names = {h.name for h in lab.hosts}
+    unknown = sorted(set(hosts or ()) - names)
+    if unknown:
+        raise LabError(f"lab {lab.name!r} has no host {', '.join(unknown)}")
     chosen = [lab.host(h) for h in hosts] if hosts is not None else list(lab.hosts)
 
     def one(h: LabHost) -> None:

@@ -177,3 +177,17 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
         db.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
     with pytest.raises(OffboardError, match="newer parcelguard"):
         OffboardStore(tmp_path / "off.db")
+
+
+def test_the_secrets_a_person_knew_are_listed_for_rotation(tmp_path: Path) -> None:
+    from parcelguard.offboard.service import Offboarder, OffboardSettings, shared_secrets
+
+    example = Path(__file__).parents[3] / "inventory" / "example" / "hosts.yml"
+    offboarder = Offboarder(OffboardStore(tmp_path / "o.db"), OffboardSettings(example))
+    queued = offboarder.submit(event())  # queued only: no host is contacted
+    job = offboarder.store.job(queued.job_id)
+    assert job is not None
+    assert job.secrets_to_rotate == ("waybill DB application password (waybill_app)",)
+    assert {h.host for h in job.hosts} == {"web1", "waybill1", "waybill2", "pg1", "bastion1"}
+    with pytest.raises(OffboardError, match="name and a holders list"):
+        shared_secrets({"parcelguard_shared_secrets": [{"name": "x"}]}, "lihua")
