@@ -122,7 +122,8 @@ def main() -> None:
             finally:
                 core.down(name, state_root=Path(state))
         rows.append(
-            f"| {size} | {statistics.median(verified):.0f} | {statistics.median(revoking):.0f} | "
+            f"| {size} | {verified[0]:.0f} | {statistics.median(verified):.0f} | "
+            f"{statistics.median(revoking):.0f} | "
             f"{statistics.median(verifying):.0f} | {statistics.median(walls):.1f} | "
             f"{'yes' if size != 50 or statistics.median(verified) < 60 else 'no'} |"
         )
@@ -134,9 +135,11 @@ def main() -> None:
         "resolution), split into revoking (the playbook on every host) and verifying\n"
         "(independent read-only checks plus an SSH login attempt with her key on every\n"
         f"host). Median of {args.runs} runs; target: under 60 s for 50 hosts.\n\n"
-        "| hosts | trigger to verified (s) | revoking (s) | verifying (s) |"
-        " whole command (s) | under 60 s for 50 |\n"
-        "|---|---|---|---|---|---|\n" + "\n".join(rows)
+        "The first run on a fleet that has just booted is slower (50 containers still\n"
+        "settling on 2 cores, first SSH connections); it is shown on its own.\n\n"
+        "| hosts | first run (s) | trigger to verified, median (s) | revoking (s) |"
+        " verifying (s) | whole command (s) | median under 60 s for 50 |\n"
+        "|---|---|---|---|---|---|---|\n" + "\n".join(rows)
     )
     write_section("offboard", body)
 

@@ -86,6 +86,7 @@ archive:
   type: dict
 """
 
+import contextlib
 import datetime
 import grp
 import hashlib
@@ -94,13 +95,16 @@ import os
 import pwd
 import re
 import shutil
+import stat
 import tarfile
 import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")  # used with fullmatch: no trailing newline
+KEY_LINE = re.compile(r"^(?:\S+\s+)?(?:ssh-|ecdsa-|sk-)[\w@.-]+\s+[A-Za-z0-9+/=]{16,}")
+MAX_KEY_BYTES = 256 * 1024
 PSQL = ["runuser", "-u", "postgres", "--", "psql", "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1"]
 
 
@@ -112,12 +116,13 @@ class Revocation:
         self.check = module.check_mode
         self.steps = []
         self.public_keys = []
+        self.notes = []
         self.removed_dir = None
         self.stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
     # -- helpers -------------------------------------------------------------------
-    def run(self, argv, data=None, check=True):
-        rc, out, err = self.m.run_command(argv, data=data, binary_data=data is not None)
+    def run(self, argv, data=None, check=True, cwd=None):
+        rc, out, err = self.m.run_command(argv, data=data, binary_data=data is not None, cwd=cwd)
         if check and rc != 0:
             self.m.fail_json(msg=f"{argv[0]} failed ({rc}): {err.strip()[:300]}", steps=self.steps)
         return rc, out, err
@@ -157,6 +162,42 @@ class Revocation:
     def groups(self):
         return sorted(g.gr_name for g in grp.getgrall() if self.name in g.gr_mem)
 
+    @staticmethod
+    def unsafe_path(path, ent):
+        """Why ``path`` must not be read or moved, or None.
+
+        The person controls their home directory, and their processes may still run: a
+        symbolic link there could point at another account's files or at /etc. Below the
+        home directory (or below / elsewhere) no component may be a symbolic link or
+        belong to anyone but the person or root, and a file must have a single link.
+        """
+        home = ent.pw_dir.rstrip("/") or "/"
+        if path.startswith(home + "/"):
+            cur, rest = home, path[len(home) + 1 :]
+        else:
+            cur, rest = "/", path.lstrip("/")
+        st = None
+        for part in rest.split("/"):
+            cur = os.path.join(cur, part)
+            try:
+                st = os.lstat(cur)
+            except FileNotFoundError:
+                return None
+            if stat.S_ISLNK(st.st_mode):
+                return f"{cur} is a symbolic link"
+            if st.st_uid not in (0, ent.pw_uid):
+                return f"{cur} belongs to UID {st.st_uid}"
+        if st is not None and stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+            return f"{cur} has {st.st_nlink} hard links"
+        return None
+
+    def read_keys(self, path):
+        """Public key lines of an authorized_keys file (nothing else is ever returned)."""
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as fh:
+            data = fh.read(MAX_KEY_BYTES).decode("utf-8", "replace")
+        return [ln.strip() for ln in data.splitlines() if KEY_LINE.match(ln.strip())]
+
     def key_files(self, ent):
         """authorized_keys and principals files sshd reads for this user."""
         rc, out, _ = self.run(
@@ -178,11 +219,36 @@ class Revocation:
             p = p.replace("%U", str(ent.pw_uid)).replace("\0", "%")
             return p if p.startswith("/") else os.path.join(ent.pw_dir, p)
 
-        return [expand(p) for p in keys], [expand(p) for p in principals], command
+        def personal(p):
+            # A file named without the user (absolute, no %h %u %U) is shared by everyone.
+            return not p.startswith("/") or any(t in p for t in ("%h", "%u", "%U"))
+
+        shared = [expand(p) for p in keys + principals if not personal(p)]
+        keys = [expand(p) for p in keys if personal(p)]
+        principals = [expand(p) for p in principals if personal(p)]
+        return keys, principals, command, shared
+
+    def session_pids(self, uid):
+        """Processes running as the person, or in a login session of theirs (loginuid),
+        such as a root shell they opened with sudo."""
+        pids = set()
+        rc, out, _ = self.run(["pgrep", "-u", str(uid)], check=False)
+        if rc == 0:
+            pids |= {int(p) for p in out.split() if p.isdigit()}
+        mine = {os.getpid(), os.getppid()}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) in mine:
+                continue
+            try:
+                with open(f"/proc/{entry}/loginuid", encoding="ascii") as fh:
+                    if fh.read().strip() == str(uid):
+                        pids.add(int(entry))
+            except OSError:
+                continue
+        return pids
 
     def processes(self, uid):
-        rc, out, _ = self.run(["pgrep", "-u", str(uid)], check=False)
-        return len(out.split()) if rc == 0 else 0
+        return len(self.session_pids(uid))
 
     # -- steps ------------------------------------------------------------------------
     def block_logins(self, ent):
@@ -229,20 +295,27 @@ class Revocation:
                         ]
         return found
 
-    def remove_keys(self, ent):
-        keys, principals, command = self.key_files(ent)
+    def remove_keys(self, ent, step="remove_ssh_keys"):
+        keys, principals, command, shared = self.key_files(ent)
         present = [p for p in keys + principals if os.path.lexists(p)]
+        if step != "remove_ssh_keys" and not present:
+            return
+        refused = {p: why for p in present if (why := self.unsafe_path(p, ent))}
+        if refused:
+            self.m.fail_json(
+                msg="refusing to touch key files that are not the person's own: "
+                + "; ".join(refused.values())
+                + " (revoke by hand; the deny group already refuses the login)",
+                steps=self.steps,
+            )
+        found = []
         for path in present:
             if path in keys and os.path.isfile(path):
-                with open(path, encoding="utf-8", errors="replace") as fh:
-                    self.public_keys += [
-                        line.strip()
-                        for line in fh
-                        if line.strip() and not line.lstrip().startswith("#")
-                    ]
+                found += self.read_keys(path)
+        self.public_keys += found
         for i, path in enumerate(present):
-            self.stash(path, f"keys/{i}-{os.path.basename(path)}")
-        before = {"files": present, "keys": len(self.public_keys)}
+            self.stash(path, f"keys/{self.stamp}-{step}-{i}-{os.path.basename(path)}")
+        before = {"files": present, "keys": len(found)}
         after = {"files": [], "keys": 0}
         if not self.check:
             after = {"files": [p for p in present if os.path.lexists(p)], "keys": 0}
@@ -250,7 +323,9 @@ class Revocation:
             # An AuthorizedKeysCommand answers from a directory we do not control here;
             # the deny group still refuses the login. Reported for the auditors.
             before["authorized_keys_command"] = after["authorized_keys_command"] = command
-        self.record("remove_ssh_keys", before, after)
+        if shared:
+            before["shared_files_left"] = after["shared_files_left"] = shared
+        self.record(step, before, after)
 
     def end_sessions(self, ent):
         linger = f"/var/lib/systemd/linger/{self.name}"
@@ -265,8 +340,10 @@ class Revocation:
             if has_logind:
                 self.run(["loginctl", "terminate-user", self.name], check=False)
             deadline = time.monotonic() + self.p["kill_timeout"]
-            while self.processes(ent.pw_uid):
-                self.run(["pkill", "--signal", "KILL", "-u", str(ent.pw_uid)], check=False)
+            while pids := self.session_pids(ent.pw_uid):
+                for pid in pids:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, 9)
                 if time.monotonic() > deadline:
                     self.m.fail_json(
                         msg=f"processes of {self.name} still running after "
@@ -293,6 +370,8 @@ class Revocation:
             "at_jobs": len(at_ids),
             "user_units": os.path.isdir(units) and bool(os.listdir(units)),
         }
+        if os.path.lexists(units) and (why := self.unsafe_path(units, ent)):
+            self.m.fail_json(msg=f"refusing to move {units}: {why}", steps=self.steps)
         if not self.check:
             if before["crontab"]:
                 self.stash(crontab, "crontab")
@@ -326,24 +405,62 @@ class Revocation:
         return [f for f in files if os.path.isfile(f)]
 
     def strip_sudoers(self, text):
-        """Lines of ``text`` without the person's user specs and alias memberships."""
+        """``text`` without the person: their user specs and Defaults entries go, and
+        they are taken out of user lists and User_Alias lists. Continued lines (ending in
+        a backslash) are read as one. Returns (new text, number of changes)."""
+        physical = text.splitlines(keepends=True)
+        logical, buf = [], ""
+        for line in physical:
+            buf += line
+            if not line.rstrip("\n").endswith("\\"):
+                logical.append(buf)
+                buf = ""
+        if buf:
+            logical.append(buf)
         kept, hits = [], 0
-        word = re.escape(self.name)
-        spec = re.compile(rf"^\s*{word}\s")
-        alias = re.compile(r"^(\s*User_Alias\s+\w+\s*=\s*)(.*)$")
-        for line in text.splitlines(keepends=True):
-            if spec.match(line):
-                hits += 1
+        alias = re.compile(r"^(\s*User_Alias\s+[A-Z][A-Z0-9_]*\s*=\s*)(.*?)(\s*)$", re.S)
+        defaults = re.compile(r"^(\s*Defaults:)([^\s]+)(\s.*)$", re.S)
+        spec = re.compile(r"^(\s*)((?:[^\s,=#]+\s*,\s*)*[^\s,=#]+)(\s+[^=]+=.*)$", re.S)
+
+        def without(listed):
+            members = [m.strip() for m in listed.split(",")]
+            return [m for m in members if m != self.name], self.name in members
+
+        for line in logical:
+            stripped = line.lstrip()
+            if not stripped or stripped.startswith(("#", "@")):  # comments, #include, @include
+                kept.append(line)
                 continue
-            m = alias.match(line.rstrip("\n"))
+            m = alias.match(line)
             if m:
-                members = [x.strip() for x in m.group(2).split(",")]
-                if self.name in members:
+                rest, hit = without(m.group(2).replace("\\\n", " "))
+                if hit:
                     hits += 1
-                    rest = [x for x in members if x != self.name]
                     if not rest:
                         continue
                     line = m.group(1) + ", ".join(rest) + "\n"
+                kept.append(line)
+                continue
+            m = defaults.match(line)
+            if m:
+                rest, hit = without(m.group(2))
+                if hit:
+                    hits += 1
+                    if not rest:
+                        continue
+                    line = m.group(1) + ",".join(rest) + m.group(3)
+                kept.append(line)
+                continue
+            m = spec.match(line)
+            if m and not stripped.startswith(
+                ("Defaults", "Host_Alias", "Cmnd_Alias", "Cmd_Alias", "Runas_Alias", "@", "#")
+            ):
+                rest, hit = without(m.group(2))
+                if hit:
+                    hits += 1
+                    if not rest:
+                        continue
+                    line = m.group(1) + ", ".join(rest) + m.group(3)
             kept.append(line)
         return "".join(kept), hits
 
@@ -395,18 +512,43 @@ class Revocation:
         self.record("remove_privileges", before, after)
 
     def postgres_available(self):
+        """True when a local server answers; False when none is installed or it is
+        neither running nor enabled; a host whose enabled cluster does not answer fails,
+        because its role cannot be shown revoked."""
         if not self.p["postgresql"] or shutil.which("psql") is None:
             return False
         try:
             pwd.getpwnam("postgres")
         except KeyError:
             return False
-        rc, _, _ = self.m.run_command([*PSQL, "-c", "select 1"])
-        return rc == 0
+        rc, _, err = self.m.run_command([*PSQL, "-c", "select 1"], cwd="/")
+        if rc == 0:
+            return True
+        clusters = (
+            [d for d in os.listdir("/etc/postgresql") if os.path.isdir(f"/etc/postgresql/{d}")]
+            if os.path.isdir("/etc/postgresql")
+            else []
+        )
+        _, enabled, _ = self.m.run_command(["systemctl", "is-enabled", "postgresql.service"])
+        if clusters and not enabled.strip().startswith("enabled"):
+            # Installed but neither running nor started at boot: no login is possible.
+            self.notes.append(
+                "PostgreSQL is installed but not running and not enabled: its roles were "
+                "not checked; revoke again if it is ever started"
+            )
+            return False
+        if clusters:
+            self.m.fail_json(
+                msg="PostgreSQL is installed here but does not answer "
+                f"({err.strip()[:200]}): the database role cannot be revoked; start it, "
+                "or set account_revocation_postgresql: false",
+                steps=self.steps,
+            )
+        return False
 
     def pg(self, sql):
         # psql variables quote the name: :'name' as a literal, :"name" as an identifier.
-        _, out, _ = self.run([*PSQL, "-v", f"name={self.name}", "-f", "-"], data=sql)
+        _, out, _ = self.run([*PSQL, "-v", f"name={self.name}", "-f", "-"], data=sql, cwd="/")
         return out.strip()
 
     def pg_state(self):
@@ -458,6 +600,10 @@ class Revocation:
             with open(marker, encoding="utf-8") as fh:
                 previous = json.load(fh)
         changed_now = any(s["changed"] for s in self.steps)
+        block = next((s for s in self.steps if s["step"] == "block_logins"), None)
+        # Found usable again (re-hired, or access restored by hand): the retention period
+        # starts anew from this revocation.
+        reopened = block is not None and block["changed"]
         before = {"archive": previous.get("archive"), "sha256": previous.get("sha256")}
         if self.check or (
             previous.get("archive") and not changed_now and os.path.exists(previous["archive"])
@@ -482,7 +628,7 @@ class Revocation:
         record = {
             "name": self.name,
             "uid": ent.pw_uid,
-            "revoked_at": previous.get("revoked_at") or self.stamp,
+            "revoked_at": self.stamp if reopened else previous.get("revoked_at") or self.stamp,
             "last_run": self.stamp,
             "ticket": self.p["ticket"],
             "job": self.p["job"],
@@ -516,12 +662,74 @@ class Revocation:
             pwd.getpwnam(self.name)
         except KeyError:
             return {"purged": False, "reason": "already deleted"}
+        state = self.shadow()
+        disabled = (
+            state["locked"] and state["expire"] == "1" and self.p["deny_group"] in self.groups()
+        )
+        if not disabled:
+            self.m.fail_json(
+                msg=f"{self.name} is not disabled any more (re-hired or restored?): not "
+                "deleted; revoke again, or remove the marker if the account is in use"
+            )
         with open(record["archive"], "rb") as fh:
             if hashlib.sha256(fh.read()).hexdigest() != record["sha256"]:
                 self.m.fail_json(msg=f"archive {record['archive']} does not match its checksum")
         if not self.check:
             self.run(["userdel", "--remove", self.name])
         return {"purged": True, "reason": f"revoked {age} day(s) ago"}
+
+
+def uid_max():
+    """UID_MAX from /etc/login.defs (60000 by default): above it are system and
+    dynamic users such as nobody (65534), never a person."""
+    try:
+        with open("/etc/login.defs", encoding="utf-8") as fh:
+            for line in fh:
+                parts = line.split()
+                if len(parts) == 2 and parts[0] == "UID_MAX" and parts[1].isdigit():
+                    return int(parts[1])
+    except OSError:
+        pass
+    return 60000
+
+
+def connecting_accounts():
+    """The account Ansible logged in as (sudo's SUDO_USER, the session's loginuid)."""
+    names = set()
+    if os.environ.get("SUDO_USER"):
+        names.add(os.environ["SUDO_USER"])
+    try:
+        with open("/proc/self/loginuid", encoding="ascii") as fh:
+            uid = int(fh.read().strip())
+        if uid != 4294967295:
+            names.add(pwd.getpwuid(uid).pw_name)
+    except (OSError, ValueError, KeyError):
+        pass
+    return names
+
+
+def refuse_unsafe_account(module, ent):
+    """System accounts, and accounts whose UID or home another account shares (killing
+    by UID or moving files from the home would hit that account too), are refused."""
+    p = module.params
+    if ent.pw_uid < p["min_uid"] or ent.pw_uid > uid_max():
+        module.fail_json(
+            msg=f"refusing to revoke {ent.pw_name}: UID {ent.pw_uid} is not a person's"
+        )
+    others = [e for e in pwd.getpwall() if e.pw_name != ent.pw_name]
+    same_uid = [e.pw_name for e in others if e.pw_uid == ent.pw_uid]
+    if same_uid:
+        module.fail_json(
+            msg=f"refusing to revoke {ent.pw_name}: UID {ent.pw_uid} is shared with "
+            f"{', '.join(same_uid)}; revoke by hand"
+        )
+    home = ent.pw_dir.rstrip("/")
+    same_home = [e.pw_name for e in others if e.pw_dir.rstrip("/") == home and home]
+    if same_home or home in ("", "/"):
+        module.fail_json(
+            msg=f"refusing to revoke {ent.pw_name}: home {ent.pw_dir!r} is shared with "
+            f"{', '.join(same_home) or 'the system'}; revoke by hand"
+        )
 
 
 def main():
@@ -542,17 +750,19 @@ def main():
         supports_check_mode=True,
     )
     name = module.params["name"]
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         module.fail_json(msg=f"refusing account name {name!r}: not a plain login name")
-    if name in module.params["protected"] or name in ("root", "postgres"):
+    if name in module.params["protected"] or name in ("root", "postgres", "nobody"):
         module.fail_json(msg=f"refusing to revoke protected account {name}")
+    if name in connecting_accounts():
+        module.fail_json(msg=f"refusing to revoke {name}: it is the account running this change")
     rev = Revocation(module)
     try:
         ent = pwd.getpwnam(name)
     except KeyError:
         ent = None
-    if ent is not None and ent.pw_uid < module.params["min_uid"]:
-        module.fail_json(msg=f"refusing to revoke {name}: UID {ent.pw_uid} is a system account")
+    if ent is not None:
+        refuse_unsafe_account(module, ent)
     if module.params["purge_after_days"] > 0:
         result = rev.purge()
         module.exit_json(changed=result["purged"], present=ent is not None, purge=result)
@@ -560,6 +770,8 @@ def main():
         rev.block_logins(ent)
         rev.remove_keys(ent)
         rev.end_sessions(ent)
+        # A process of theirs may have written a key before it was killed.
+        rev.remove_keys(ent, step="remove_ssh_keys_after_sessions")
         rev.remove_jobs(ent)
         rev.remove_privileges()
     has_role = rev.revoke_database()
@@ -571,6 +783,7 @@ def main():
         steps=rev.steps,
         public_keys=sorted(set(rev.public_keys) | set(rev.stashed_keys())),
         archive=archive,
+        notes=rev.notes,
     )
 
 

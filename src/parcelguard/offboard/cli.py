@@ -101,7 +101,7 @@ def _revoke(args: argparse.Namespace) -> int:
     left_at = _parse_time(args.left_at) if args.left_at else None
     offboarder = _offboarder(args)
     now = datetime.now(UTC)
-    key = f"cli:{username}:{args.ticket}" + (
+    key = f"cli:{username}:{args.ticket}:{args.limit or '*'}" + (
         f":dry-run:{secrets.token_hex(4)}" if args.dry_run else ""
     )
     event = LeaverEvent(

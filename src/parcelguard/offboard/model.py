@@ -11,9 +11,9 @@ from typing import Any
 from parcelguard.errors import ParcelguardError
 
 # The same rule as the role's assert and the roster: a plain POSIX login name.
-LOGIN_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+LOGIN_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")  # always with fullmatch: "lihua\n" is not
 # Never revoked, whatever a trigger says: the role refuses them too.
-ALWAYS_PROTECTED = frozenset({"root", "postgres"})
+ALWAYS_PROTECTED = frozenset({"root", "postgres", "nobody"})
 
 
 class OffboardError(ParcelguardError):
@@ -47,7 +47,7 @@ DONE_HOST_STATES = frozenset({HostState.VERIFIED, HostState.ABSENT})
 
 def check_login_name(name: str) -> str:
     """Return ``name`` if it is a plain login name that may be revoked, else raise."""
-    if not LOGIN_NAME.match(name):
+    if not LOGIN_NAME.fullmatch(name):
         raise OffboardError(
             f"invalid account name {name!r}",
             "use the Linux login name: lower-case letters, digits, _ and -, at most 32",

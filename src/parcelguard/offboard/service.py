@@ -9,6 +9,7 @@ only ever reported done after verification passed on it.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +27,7 @@ from parcelguard.offboard.model import (
     LeaverEvent,
     OffboardError,
 )
-from parcelguard.offboard.store import Enqueued, OffboardStore, worker_id
+from parcelguard.offboard.store import Enqueued, LeaseLost, OffboardStore, worker_id
 from parcelguard.scanners.targets import Fleet, Target, load_inventory
 
 Progress = Callable[[str], None]
@@ -93,11 +94,17 @@ class Offboarder:
 
         loader = DataLoader()
         inv = InventoryManager(loader=loader, sources=[str(self.settings.inventory)])
-        hosts = inv.get_hosts()
-        if not hosts:
-            return {}
-        variables = VariableManager(loader=loader, inventory=inv).get_vars(host=hosts[0])
-        return {k: v for k, v in variables.items() if k.startswith("parcelguard_")}
+        manager = VariableManager(loader=loader, inventory=inv)
+        # Secrets may be declared per group: gather every host's list, each once.
+        merged: list[Any] = []
+        for host in inv.get_hosts(self.settings.limit or "all"):
+            entries = manager.get_vars(host=host).get("parcelguard_shared_secrets") or []
+            if not isinstance(entries, list):
+                raise OffboardError(
+                    f"{host.name}: parcelguard_shared_secrets must be a list of {{name, holders}}"
+                )
+            merged += [e for e in entries if e not in merged]
+        return {"parcelguard_shared_secrets": merged}
 
     # -- triggers --------------------------------------------------------------------------
     def submit(self, event: LeaverEvent, *, dry_run: bool = False) -> Enqueued:
@@ -106,6 +113,12 @@ class Offboarder:
         fleet = self.fleet()
         if not fleet.targets:
             raise OffboardError("the inventory selects no host")
+        connecting = sorted({t.name for t in fleet.targets if t.user == event.username})
+        if connecting:
+            raise OffboardError(
+                f"refusing to revoke {event.username!r}: parcelguard and Ansible connect as "
+                f"this account (on {', '.join(connecting[:5])})"
+            )
         secrets = shared_secrets(self._all_vars(), event.username)
         return self.store.enqueue(
             event,
@@ -144,11 +157,14 @@ class Offboarder:
                 self._dry_run(job)
                 return
             self._revoke_and_verify(job)
+        except LeaseLost as exc:
+            self.progress(f"job {job.id}: {exc}; leaving it to the worker that holds it")
         except Exception as exc:
             # Nothing is lost: hosts keep their states, the job is retried later.
             self.store.record("job_error", {"error": str(exc)[:500]}, job.id)
             self.progress(f"job {job.id}: {exc}")
-            self.store.release(job.id, JobState.PENDING, self._next_attempt(job))
+            with contextlib.suppress(LeaseLost):
+                self.store.release(job.id, JobState.PENDING, self._next_attempt(job), self.owner)
         finally:
             stop_renewing.set()
             renewer.join(timeout=5)
@@ -235,6 +251,7 @@ class Offboarder:
                         host,
                         HostState.REVOKED,
                         steps=out.steps,
+                        owner=self.owner,
                         trail_kind="host_revoked",
                         trail_data={
                             "present": out.present,
@@ -250,6 +267,7 @@ class Offboarder:
                         host,
                         HostState.PENDING,
                         error=f"{out.status}: {out.error}",
+                        owner=self.owner,
                         trail_kind=f"host_revoke_{out.status}",
                         trail_data={"error": out.error},
                     )
@@ -266,9 +284,9 @@ class Offboarder:
                 f"job {job.id}: {len(left)} host(s) not verified yet ({', '.join(left[:10])});"
                 " they will be retried"
             )
-            self.store.release(job.id, JobState.PENDING, self._next_attempt(job))
+            self.store.release(job.id, JobState.PENDING, self._next_attempt(job), self.owner)
         else:
-            self.store.release(job.id, JobState.VERIFIED)
+            self.store.release(job.id, JobState.VERIFIED, owner=self.owner)
 
     def _verify(self, job: Job, targets: Sequence[Target], present: dict[str, bool]) -> None:
         left_at = datetime.fromisoformat(job.left_at) if job.left_at else None
@@ -299,6 +317,7 @@ class Offboarder:
                     t.name,
                     state,
                     verification=evidence,
+                    owner=self.owner,
                     trail_kind="host_verified",
                     trail_data={"result": outcome, "state": state.value, "evidence": evidence},
                 )
@@ -315,6 +334,7 @@ class Offboarder:
                 state,
                 error=f"verification {outcome}: {error}",
                 verification=evidence,
+                owner=self.owner,
                 trail_kind="host_verification_" + outcome,
                 trail_data={"result": outcome, "evidence": evidence},
             )

@@ -103,7 +103,6 @@ CREATE TRIGGER IF NOT EXISTS trail_no_update BEFORE UPDATE ON trail
     BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS trail_no_delete BEFORE DELETE ON trail
     BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
-CREATE TABLE IF NOT EXISTS webhook_messages (id TEXT PRIMARY KEY, received REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS tokens (
     name TEXT PRIMARY KEY,
     digest TEXT NOT NULL UNIQUE,
@@ -148,6 +147,10 @@ def canonical(value: Any) -> str:
 def entry_hash(prev: str, seq: int, at: str, job_id: int | None, kind: str, data: str) -> str:
     body = canonical([prev, seq, at, job_id, kind, data])
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+class LeaseLost(OffboardError):
+    """Another worker took the job over (this one was presumed dead)."""
 
 
 @dataclass(frozen=True)
@@ -284,9 +287,18 @@ class OffboardStore:
             if seen is not None:
                 self._append(db, "event_duplicate", event_data, seen["job_id"])
                 return Enqueued(seen["job_id"], created=False, duplicate=True)
+            # Join an open job only if it covers the same hosts: a job limited to db1 must
+            # not swallow a trigger for the whole fleet.
             open_job = db.execute(
-                "SELECT id FROM jobs WHERE username = ? AND state NOT IN (?, ?) AND dry_run = 0",
-                (event.username, JobState.VERIFIED.value, JobState.CANCELLED.value),
+                "SELECT id FROM jobs WHERE username = ? AND state NOT IN (?, ?) AND dry_run = 0"
+                " AND inventory = ? AND host_limit IS ?",
+                (
+                    event.username,
+                    JobState.VERIFIED.value,
+                    JobState.CANCELLED.value,
+                    inventory,
+                    host_limit,
+                ),
             ).fetchone()
             if open_job is not None and not dry_run:
                 job_id = open_job["id"]
@@ -392,8 +404,20 @@ class OffboardStore:
                 (time.time() + LEASE_SECONDS, job_id, owner or worker_id()),
             )
 
-    def release(self, job_id: int, state: JobState, next_attempt: float = 0.0) -> None:
+    @staticmethod
+    def _fence(db: sqlite3.Connection, job_id: int, owner: str | None) -> None:
+        """Refuse a write by a worker that no longer holds the job's lease."""
+        if owner is None:
+            return
+        row = db.execute("SELECT lease_owner FROM jobs WHERE id=?", (job_id,)).fetchone()
+        if row is None or row["lease_owner"] != owner:
+            raise LeaseLost(f"job {job_id} is no longer held by {owner}")
+
+    def release(
+        self, job_id: int, state: JobState, next_attempt: float = 0.0, owner: str | None = None
+    ) -> None:
         with self._tx() as db:
+            self._fence(db, job_id, owner)
             verified = now_iso() if state is JobState.VERIFIED else None
             db.execute(
                 "UPDATE jobs SET state=?, lease_owner=NULL, lease_until=NULL, next_attempt=?,"
@@ -413,9 +437,11 @@ class OffboardStore:
         verification: dict[str, Any] | None = None,
         trail_kind: str,
         trail_data: dict[str, Any],
+        owner: str | None = None,
     ) -> None:
         stamp = now_iso()
         with self._tx() as db:
+            self._fence(db, job_id, owner)
             sets = ["state=?", "last_error=?", "attempts=attempts+?"]
             args: list[Any] = [state.value, error, int(trail_kind.startswith("host_revoke"))]
             if steps is not None:
@@ -531,18 +557,7 @@ class OffboardStore:
             ).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
-    # -- webhook replay protection and tokens ----------------------------------------------
-    def remember_message(self, message_id: str, window: float) -> bool:
-        """Record a webhook message id; False if it was seen already (a replay)."""
-        now = time.time()
-        with self._tx() as db:
-            db.execute("DELETE FROM webhook_messages WHERE received < ?", (now - 2 * window,))
-            try:
-                db.execute("INSERT INTO webhook_messages VALUES (?, ?)", (message_id, now))
-            except sqlite3.IntegrityError:
-                return False
-        return True
-
+    # -- tokens ------------------------------------------------------------------------------
     def add_token(self, name: str, digest: str) -> None:
         with self._tx() as db:
             try:

@@ -23,6 +23,8 @@ from parcelguard.scanners.connection import ConnectionFailed, open_session
 from parcelguard.scanners.facts import FactUnavailable, HostFacts
 from parcelguard.scanners.targets import LOCAL, Target
 
+MAX_KEYS = 20  # offered at most; a zoning firewall throttles new SSH connections
+KEYS_PER_LOGIN = 5  # below sshd's MaxAuthTries (6): one connection offers several keys
 SECTIONS = (
     "passwd",
     "group",
@@ -46,13 +48,17 @@ export LC_ALL=C
 name=$1
 if command -v psql >/dev/null 2>&1 && id postgres >/dev/null 2>&1; then
   out=$(printf "SELECT rolcanlogin FROM pg_roles WHERE rolname = :'n';\n" |
-        timeout 10 runuser -u postgres -- psql -X -A -t -q -v n="$name" -f - 2>&1)
+        (cd / && timeout 10 runuser -u postgres -- psql -X -A -t -q -v n="$name" -f - 2>&1))
   rc=$?
   if [ $rc -ne 0 ]; then
-    case $out in
-      *"No such file or directory"*|*"Connection refused"*) echo "pg none";;
-      *) echo "pg error $(printf %s "$out" | head -n1)";;
-    esac
+    # No answer: "none" when no cluster is installed or the server is not enabled
+    # (nothing can log in); an enabled server that does not answer is undecided.
+    if compgen -G "/etc/postgresql/*/*/postgresql.conf" >/dev/null &&
+       systemctl is-enabled postgresql.service 2>/dev/null | grep -q '^enabled'; then
+      echo "pg error $(printf %s "$out" | head -n1)"
+    else
+      echo "pg none"
+    fi
   elif [ -z "$out" ]; then echo "pg norole"
   else echo "pg login=$out"; fi
 else
@@ -121,7 +127,11 @@ def verify_host(
     checks += database_check(extra.stdout)
     last_login = last_login_of(extra.stdout)
     checks.append(login_attempts(target, username, public_keys, known_hosts, verify_host_keys))
-    logins_after = bool(left_at is not None and last_login is not None and last_login > left_at)
+    logins_after: bool | None
+    if left_at is None or not lastlog_answered(extra.stdout):
+        logins_after = None  # unknown: never reported as "no"
+    else:
+        logins_after = last_login is not None and last_login > left_at
     return {
         "result": verdict(checks),
         "account": account,
@@ -252,6 +262,12 @@ def database_check(extra: str) -> list[Check]:
 _LASTLOG = re.compile(r"(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d [+-]\d{4} \d{4})\s*$")
 
 
+def lastlog_answered(extra: str) -> bool:
+    """Whether lastlog gave an answer: a login time, or "Never logged in"."""
+    line = next((ln for ln in extra.splitlines() if ln.startswith("lastlog ")), "")
+    return bool(_LASTLOG.search(line)) or "Never logged in" in line
+
+
 def last_login_of(extra: str) -> datetime | None:
     line = next((ln for ln in extra.splitlines() if ln.startswith("lastlog ")), "")
     m = _LASTLOG.search(line)
@@ -277,7 +293,12 @@ def login_attempts(
     """
     if target.connection == LOCAL:
         return Check("ssh_key_login_refused", True, "local host: no SSH login to attempt")
-    keys = [k for k in public_keys if _PUBKEY.match(k.strip())]
+    unique: dict[tuple[str, str], None] = {}
+    for k in public_keys:
+        m = _PUBKEY.match(k.strip())
+        if m:
+            unique.setdefault((m.group(1), m.group(2)), None)
+    keys = list(unique)[:MAX_KEYS]
     if not keys:
         return Check("ssh_key_login_refused", True, "no public key of this person was ever found")
     chosen = known_hosts or (Path(target.known_hosts) if target.known_hosts else None)
@@ -287,19 +308,22 @@ def login_attempts(
     refused = 0
     problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="parcelguard-verify-") as tmp:
-        for i, key in enumerate(keys):
-            m = _PUBKEY.match(key.strip())
-            assert m is not None
-            path = Path(tmp) / f"key{i}.pub"
-            path.write_text(f"{m.group(1)} {m.group(2)}\n", encoding="utf-8")
-            path.chmod(0o600)
+        for first in range(0, len(keys), KEYS_PER_LOGIN):
+            batch = keys[first : first + KEYS_PER_LOGIN]
+            identities: list[str] = []
+            names: dict[str, str] = {}
+            for i, (kind, body) in enumerate(batch, start=first):
+                path = Path(tmp) / f"key{i}.pub"
+                path.write_text(f"{kind} {body}\n", encoding="utf-8")
+                path.chmod(0o600)
+                identities += ["-i", str(path)]
+                names[str(path)] = f"{kind} …{body[-12:]}"
             argv = [
                 "ssh",
                 "-v",
                 "-F",
                 "/dev/null",
-                "-i",
-                str(path),
+                *identities,
                 "-o",
                 "IdentitiesOnly=yes",
                 "-o",
@@ -327,10 +351,11 @@ def login_attempts(
             except (OSError, subprocess.TimeoutExpired) as exc:
                 problems.append(f"ssh could not run: {exc}")
                 continue
-            if "Server accepts key" in proc.stderr or proc.returncode == 0:
-                accepted.append(f"{m.group(1)} …{m.group(2)[-12:]}")
+            hits = [n for path, n in names.items() if f"Server accepts key: {path}" in proc.stderr]
+            if hits or proc.returncode == 0:
+                accepted += hits or list(names.values())
             elif "Permission denied" in proc.stderr:
-                refused += 1
+                refused += len(batch)
             else:
                 tail = proc.stderr.strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
                 problems.append(tail[0][:200])

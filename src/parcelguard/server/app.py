@@ -88,7 +88,10 @@ class Service:
         if model is None or not issubclass(model, Resource):
             raise RuntimeError("the SCIM provider serves no User model")
         storage = OffboardingStorage(
-            self.store, model, leaver_handler(self._submit_scim, self.store)
+            self.store,
+            model,
+            leaver_handler(self._submit_scim, self.store),
+            domains=config.scim_domains,
         )
         self.scim = ScimApplication(storage, self.store)
 
@@ -132,20 +135,18 @@ class Service:
                 self.config.webhook_key, headers, body, tolerance=self.config.webhook_tolerance
             )
         except webhook.WebhookRejected as exc:
-            self.store.record(
-                "webhook_rejected",
-                {"status": exc.status, "error": exc.message, "remote": environ.get("REMOTE_ADDR")},
+            # Logged, not written to the audit trail: anyone can send these, and the
+            # append-only trail must not be floodable by unauthenticated requests.
+            log.warning(
+                "webhook refused (%s) from %s: %s",
+                exc.status,
+                environ.get("REMOTE_ADDR", "?"),
+                exc.message,
             )
             status = {400: "400 Bad Request", 401: "401 Unauthorized"}[exc.status]
             return _json(start_response, status, {"error": exc.message})
-        if not self.store.remember_message(leaver.message_id, self.config.webhook_tolerance):
-            self.store.record(
-                "webhook_replay",
-                {"webhook_id": leaver.message_id, "remote": environ.get("REMOTE_ADDR")},
-            )
-            return _json(
-                start_response, "409 Conflict", {"error": "this webhook-id was already received"}
-            )
+        # The message id is the event's idempotency key: recorded with the event in one
+        # transaction, so a replay is refused, and a failed attempt can be retried.
         try:
             queued = self.offboarder.submit(
                 LeaverEvent(
@@ -160,6 +161,10 @@ class Service:
             )
         except OffboardError as exc:
             return _json(start_response, "422 Unprocessable Content", {"error": str(exc)})
+        if queued.duplicate:
+            return _json(
+                start_response, "409 Conflict", {"error": "this webhook-id was already received"}
+            )
         self.wake.set()
         return _json(
             start_response,
@@ -170,6 +175,9 @@ class Service:
     # -- WSGI -------------------------------------------------------------------------------
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
+        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            # Bodies are bounded by their declared length; a chunked body has none.
+            return _json(start_response, "411 Length Required", {"error": "send Content-Length"})
         if path == "/scim/v2" or path.startswith("/scim/v2/"):
             length = _length(environ)
             if length is None or length > MAX_BODY:

@@ -11,6 +11,8 @@ known_hosts: null                   # default: the inventory's
 webhook:
   secret_file: /etc/parcelguard/webhook.secret   # mode 0600, whsec_...
   tolerance_seconds: 300
+scim:
+  domains: [corp.example]           # lihua@corp.example stands for the login lihua
 offboarding:
   protected: [ansible]              # never revoked, whatever a trigger says
   retry_base_seconds: 30
@@ -21,6 +23,7 @@ offboarding:
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +35,19 @@ from parcelguard.offboard.store import default_db
 from parcelguard.server.webhook import load_secret
 
 TOP = frozenset(
-    {"listen", "tls", "inventory", "limit", "database", "known_hosts", "webhook", "offboarding"}
+    {
+        "listen",
+        "tls",
+        "inventory",
+        "limit",
+        "database",
+        "known_hosts",
+        "webhook",
+        "scim",
+        "offboarding",
+    }
 )
+DOMAIN = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 OFFBOARDING = frozenset({"protected", "retry_base_seconds", "retry_max_seconds", "forks"})
 
 
@@ -53,6 +67,7 @@ class ServeConfig:
     known_hosts: Path | None
     webhook_key: bytes | None
     webhook_tolerance: float
+    scim_domains: frozenset[str]
     protected: frozenset[str]
     retry_base: float
     retry_max: float
@@ -125,6 +140,12 @@ def parse_config(data: Any, source: str = "config") -> ServeConfig:
         if "secret_file" not in hook:
             raise ConfigError(f"{source}: webhook.secret_file is required to accept webhooks")
         webhook_key = load_secret(_path(hook["secret_file"], "webhook.secret_file"))
+    scim = _mapping(top.get("scim"), f"{source}: scim", frozenset({"domains"}))
+    domains = scim.get("domains", [])
+    if not isinstance(domains, list) or not all(
+        isinstance(d, str) and DOMAIN.fullmatch(d.lower()) for d in domains
+    ):
+        raise ConfigError(f"{source}: scim.domains must be a list of domain names")
     off = _mapping(top.get("offboarding"), f"{source}: offboarding", OFFBOARDING)
     protected = off.get("protected", [])
     if not isinstance(protected, list) or not all(isinstance(p, str) for p in protected):
@@ -147,6 +168,7 @@ def parse_config(data: Any, source: str = "config") -> ServeConfig:
         webhook_tolerance=_number(
             hook.get("tolerance_seconds", 300), "webhook.tolerance_seconds", 10, 3600
         ),
+        scim_domains=frozenset(d.lower() for d in domains),
         protected=frozenset(protected),
         retry_base=_number(
             off.get("retry_base_seconds", 30), "offboarding.retry_base_seconds", 1, 3600

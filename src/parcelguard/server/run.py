@@ -61,6 +61,7 @@ def _serve(args: argparse.Namespace) -> int:
     service = Service(config, _progress)
     server = wsgi.Server((config.host, config.port), service, numthreads=8, timeout=30)
     server.max_request_body_size = 1024 * 1024
+    server.max_request_header_size = 64 * 1024
     if config.certificate and config.key:
         from cheroot.ssl.builtin import BuiltinSSLAdapter
 

@@ -32,12 +32,14 @@ from scim2_models import (
     AuthenticationScheme,
     EnterpriseUser,
     External,
+    InvalidValueException,
     Reference,
     Resource,
     ResourceType,
     ScimProvider,
     ServiceProviderConfig,
     UnauthorizedException,
+    UniquenessException,
     User,
 )
 from scim2_server.applications.wsgi import WSGIApplication
@@ -76,13 +78,21 @@ class Deactivation:
     actor: str
 
 
-def login_of(user_name: str | None) -> str | None:
-    """The Linux login a SCIM userName stands for: the local part of a UPN or e-mail,
-    lower-cased (``Li.Hua@corp.example`` -> ``li.hua`` is refused, ``lihua@...`` -> ``lihua``)."""
+def login_of(user_name: str | None, domains: frozenset[str]) -> str | None:
+    """The Linux login a SCIM userName stands for, or None.
+
+    ``lihua`` stands for itself; ``lihua@corp.example`` for ``lihua`` only when
+    ``corp.example`` is one of the configured ``scim.domains`` (so a contractor
+    ``lihua@vendor.example`` is never taken for the employee). Case is folded.
+    """
     if not user_name:
         return None
-    local = user_name.split("@", 1)[0].strip().lower()
-    if not LOGIN_NAME.match(local) or local in ALWAYS_PROTECTED:
+    local, at, domain = user_name.strip().lower().rpartition("@")
+    if not at:
+        local = domain
+    elif domain not in domains:
+        return None
+    if not LOGIN_NAME.fullmatch(local) or local in ALWAYS_PROTECTED:
         return None
     return local
 
@@ -115,10 +125,12 @@ class OffboardingStorage(InMemoryStorage):
         store: OffboardStore,
         model: type[Resource[Any]],
         on_leaver: Callable[[Deactivation], None],
+        domains: frozenset[str] = frozenset(),
     ) -> None:
         super().__init__()
         self.store = store
         self.on_leaver = on_leaver
+        self.domains = domains
         loaded = [model.model_validate(json.loads(doc)) for doc in store.scim_documents()]
         self.resources = loaded
 
@@ -130,8 +142,33 @@ class OffboardingStorage(InMemoryStorage):
         assert resource.id is not None
         self.store.scim_put(resource.id, resource.model_dump_json(by_alias=True))
 
+    @staticmethod
+    def _without_password(resource: Resource[Any]) -> Resource[Any]:
+        # Password sync (Okta sends one) has no use here: never kept, never stored.
+        if getattr(resource, "password", None) is not None:
+            return resource.model_copy(update={"password": None})
+        return resource
+
+    def _check_unique_login(self, resource: Resource[Any]) -> None:
+        """Two active SCIM users may not stand for the same login: deactivating one
+        would revoke the other."""
+        if getattr(resource, "active", None) is False:
+            return
+        login = login_of(getattr(resource, "user_name", None), self.domains)
+        if login is None:
+            return
+        for other in self.resources:
+            if other.id == resource.id or getattr(other, "active", None) is False:
+                continue
+            if login_of(getattr(other, "user_name", None), self.domains) == login:
+                raise UniquenessException(
+                    detail=f"another active user already stands for the login {login!r}"
+                )
+
     def create(self, resource_type: ResourceType, resource: Resource[Any]) -> Resource[Any]:
         with self.lock:
+            resource = self._without_password(resource)
+            self._check_unique_login(resource)
             created = super().create(resource_type, resource)
             self._persist(created)
             return created
@@ -152,6 +189,8 @@ class OffboardingStorage(InMemoryStorage):
                 # Okta's custom apps PUT the whole user without `active`: no change.
                 # (A PATCH that removes `active` does remove it: that is not a deactivation.)
                 resource = resource.model_copy(update={"active": was})
+            resource = self._without_password(resource)
+            self._check_unique_login(resource)
             now = getattr(resource, "active", None)
             if now is False and was is not False:
                 # Durable first: if this raises, nothing is stored and the IdP retries.
@@ -186,7 +225,7 @@ class OffboardingStorage(InMemoryStorage):
             Deactivation(
                 scim_id=old.id,
                 user_name=user_name,
-                login=login_of(user_name),
+                login=login_of(user_name, self.domains),
                 key=f"scim:{old.id}:{reason}:{old.meta.version}",
                 reason=reason,
                 actor=current_actor(),
@@ -236,8 +275,10 @@ def leaver_handler(
         try:
             submit(d.login, d.key, d.actor, f"scim-{d.reason}", detail)
         except OffboardError as exc:
-            # Refuse the request: the identity provider retries, nothing is lost.
-            raise RuntimeError(f"offboarding could not record the leaver: {exc}") from exc
+            # Refused whole: nothing is stored, and the identity provider shows why.
+            raise InvalidValueException(
+                detail=f"offboarding refused this change: {exc.message}"
+            ) from exc
 
     return handle
 

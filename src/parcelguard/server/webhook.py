@@ -130,7 +130,7 @@ def parse_body(message_id: str, body: bytes) -> Leaver:
     if doc.get("type", "employee.left") != "employee.left":
         raise WebhookRejected(400, "type must be employee.left")
     username, ticket = doc.get("username"), doc.get("ticket")
-    if not isinstance(username, str) or not LOGIN_NAME.match(username):
+    if not isinstance(username, str) or not LOGIN_NAME.fullmatch(username):
         raise WebhookRejected(400, "username must be a plain login name")
     if not isinstance(ticket, str) or not ticket.strip() or len(ticket) > 200:
         raise WebhookRejected(400, "ticket must be a non-empty string of at most 200 characters")

@@ -18,6 +18,7 @@ import pytest
 
 from parcelguard.offboard.model import JobState, Source
 from parcelguard.server.app import Service
+from parcelguard.server import webhook
 from parcelguard.server.auth import new_token, token_digest
 from parcelguard.server.config import parse_config
 
@@ -46,6 +47,7 @@ class Client:
         raw: bytes | None = None,
         query: str = "",
         content_type: str = "application/scim+json",
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
         data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
         environ = {
@@ -67,6 +69,8 @@ class Client:
             "wsgi.multiprocess": False,
             "wsgi.run_once": False,
         }
+        for name, value in (headers or {}).items():
+            environ["HTTP_" + name.upper().replace("-", "_")] = value
         if token is not None:
             environ["HTTP_AUTHORIZATION"] = f"Bearer {self.token if token == 'default' else token}"
         status: list[str] = []
@@ -91,11 +95,16 @@ class Client:
 def client(tmp_path: Path) -> Iterator[Client]:
     inventory = tmp_path / "inventory.yml"
     inventory.write_text(INVENTORY, encoding="utf-8")
+    secret = tmp_path / "whsec"
+    secret.write_text(webhook.new_secret(), encoding="utf-8")
+    secret.chmod(0o600)
     config = parse_config(
         {
+            "webhook": {"secret_file": str(secret)},
             "inventory": str(inventory),
             "database": str(tmp_path / "off.db"),
             "offboarding": {"protected": ["deploy"]},
+            "scim": {"domains": ["corp.example"]},
         }
     )
     service = Service(config, progress=lambda _m: None)
@@ -268,10 +277,36 @@ def test_a_user_name_that_maps_to_no_login_is_recorded_not_revoked(client: Clien
 def test_a_protected_account_is_never_revoked_and_the_idp_is_told(client: Client) -> None:
     uid = client.create("deploy@corp.example")
     body = {"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": False}}]}
-    code, _ = client.call("PATCH", f"/scim/v2/Users/{uid}", body)
-    assert code == 500 and client.jobs() == []
+    code, doc = client.call("PATCH", f"/scim/v2/Users/{uid}", body)
+    assert code == 400 and "protected account" in doc["detail"] and client.jobs() == []
     _, user = client.call("GET", f"/scim/v2/Users/{uid}")
     assert user["active"] is True  # nothing stored: the change was refused whole
+
+
+def test_only_configured_domains_map_to_logins(client: Client) -> None:
+    uid = client.create("lihua@vendor.example")  # a contractor with the employee's name
+    body = {"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": False}}]}
+    client.call("PATCH", f"/scim/v2/Users/{uid}", body)
+    assert client.jobs() == []
+    assert "scim_unmapped" in [e.kind for e in client.service.store.trail()]
+
+
+def test_two_active_users_cannot_stand_for_one_login(client: Client) -> None:
+    client.create("lihua@corp.example")
+    code, doc = client.call(
+        "POST",
+        "/scim/v2/Users",
+        {"schemas": [USER], "userName": "LiHua@CORP.example", "active": True},
+    )
+    assert code == 409 and "lihua" in doc["detail"]
+
+
+def test_passwords_are_never_stored(client: Client) -> None:
+    client.create("lihua@corp.example", password="Sup3r-secret-sync")
+    stored = b"".join(p.read_bytes() for p in client.service.store.path.parent.glob("off.db*"))
+    assert b"Sup3r-secret-sync" not in stored
+    _, listed = client.call("GET", "/scim/v2/Users")
+    assert "password" not in json.dumps(listed)
 
 
 def test_an_oversized_body_is_refused_before_parsing(client: Client) -> None:
@@ -279,9 +314,62 @@ def test_an_oversized_body_is_refused_before_parsing(client: Client) -> None:
     assert code == 413
 
 
+def test_a_chunked_body_is_refused(client: Client) -> None:
+    code, doc = client.call(
+        "POST", "/scim/v2/Users", raw=b"", headers={"Transfer-Encoding": "chunked"}
+    )
+    assert code == 411 and "Content-Length" in doc["error"]
+
+
 def test_groups_are_not_served(client: Client) -> None:
     code, _ = client.call("GET", "/scim/v2/Groups")
     assert code == 404
+
+
+# -- the signed webhook, through the service ----------------------------------------------
+
+
+def hook(client: Client, body: bytes, message_id: str, key: bytes | None = None) -> tuple[int, Any]:
+    import time
+
+    stamp = str(int(time.time()))
+    assert client.service.config.webhook_key is not None
+    signature = webhook.sign(key or client.service.config.webhook_key, message_id, stamp, body)
+    return client.call(
+        "POST",
+        "/webhook/leaver",
+        raw=body,
+        token=None,
+        content_type="application/json",
+        headers={
+            "webhook-id": message_id,
+            "webhook-timestamp": stamp,
+            "webhook-signature": signature,
+        },
+    )
+
+
+def test_a_signed_webhook_queues_once_and_a_replay_is_refused(client: Client) -> None:
+    body = b'{"username": "lihua", "ticket": "HR-1"}'
+    code, doc = hook(client, body, "msg-1")
+    assert code == 202 and doc["created"]
+    code, doc = hook(client, body, "msg-1")
+    assert code == 409 and "already received" in doc["error"]
+    assert len(client.jobs()) == 1
+    assert "event_duplicate" in [e.kind for e in client.service.store.trail()]
+
+
+def test_refused_webhooks_queue_nothing_and_do_not_grow_the_trail(client: Client) -> None:
+    wrong = webhook.decode_secret(webhook.new_secret())
+    before = len(client.service.store.trail())
+    assert hook(client, b'{"username": "lihua", "ticket": "HR-1"}', "m1", key=wrong)[0] == 401
+    assert hook(client, b'{"username": "lihua\\n", "ticket": "HR-1"}', "m2")[0] == 400
+    assert hook(client, b'{"username": "root", "ticket": "HR-1"}', "m3")[0] == 422
+    assert client.jobs() == [] and len(client.service.store.trail()) == before
+    code, _ = client.call(
+        "POST", "/webhook/leaver", raw=b"{}", token=None, content_type="text/plain"
+    )
+    assert code == 415
 
 
 # -- an independent checker --------------------------------------------------------------

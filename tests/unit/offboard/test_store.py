@@ -158,11 +158,6 @@ def test_removing_an_entry_is_detected(store: OffboardStore) -> None:
     assert any("does not follow" in p for p in problems)
 
 
-def test_webhook_message_ids_are_remembered(store: OffboardStore) -> None:
-    assert store.remember_message("msg-1", 300)
-    assert not store.remember_message("msg-1", 300)
-
-
 def test_tokens_are_stored_by_digest_only(store: OffboardStore) -> None:
     store.add_token("okta", "ab" * 32)
     with pytest.raises(OffboardError, match="exists"):
@@ -191,3 +186,33 @@ def test_the_secrets_a_person_knew_are_listed_for_rotation(tmp_path: Path) -> No
     assert {h.host for h in job.hosts} == {"web1", "waybill1", "waybill2", "pg1", "bastion1"}
     with pytest.raises(OffboardError, match="name and a holders list"):
         shared_secrets({"parcelguard_shared_secrets": [{"name": "x"}]}, "lihua")
+
+
+def test_a_trigger_joins_only_an_open_job_over_the_same_hosts(store: OffboardStore) -> None:
+    limited = store.enqueue(event("k1"), inventory="inv.yml", hosts=["db1"], host_limit="db1")
+    whole = store.enqueue(event("k2"), inventory="inv.yml", hosts=HOSTS)
+    again = store.enqueue(event("k3"), inventory="inv.yml", hosts=HOSTS)
+    assert whole.created and whole.job_id != limited.job_id
+    assert not again.created and again.job_id == whole.job_id
+
+
+def test_a_worker_that_lost_its_lease_cannot_write(store: OffboardStore) -> None:
+    from parcelguard.offboard.store import LeaseLost
+
+    job_id = store.enqueue(event(), inventory="inv.yml", hosts=HOSTS).job_id
+    alive = f"{socket.gethostname()}:{os.getpid()}"
+    assert store.claim(job_id, owner="elsewhere:1") is not None  # another machine's worker
+    with pytest.raises(LeaseLost):
+        store.update_host(
+            job_id,
+            "web1",
+            HostState.VERIFIED,
+            owner=alive,
+            trail_kind="host_verified",
+            trail_data={},
+        )
+    with pytest.raises(LeaseLost):
+        store.release(job_id, JobState.VERIFIED, owner=alive)
+    job = store.job(job_id)
+    assert job is not None and job.state is JobState.RUNNING
+    assert {h.state for h in job.hosts} == {HostState.PENDING}
