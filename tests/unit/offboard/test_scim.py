@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from parcelguard.offboard.model import JobState, Source
-from parcelguard.server.app import Service
 from parcelguard.server import webhook
+from parcelguard.server.app import Service
 from parcelguard.server.auth import new_token, token_digest
 from parcelguard.server.config import parse_config
 
