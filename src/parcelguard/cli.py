@@ -441,9 +441,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from parcelguard.offboard.cli import add_offboard_parser
     from parcelguard.server.run import add_serve_parser
+    from parcelguard.server.systemd import add_schedule_parser
 
     add_offboard_parser(commands)
     add_serve_parser(commands)
+    add_schedule_parser(commands)
     return parser
 
 

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import json
 import logging
+import smtplib
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -22,11 +25,22 @@ from typing import TYPE_CHECKING, Any
 
 from scim2_models import Resource
 
+from parcelguard.errors import ParcelguardError
 from parcelguard.offboard.model import LeaverEvent, OffboardError, Source
 from parcelguard.offboard.service import Offboarder, OffboardSettings
 from parcelguard.offboard.store import OffboardStore
+from parcelguard.scanners import store as scan_store
+from parcelguard.scanners.model import ScanResult
 from parcelguard.server import webhook
+from parcelguard.server.alerts import (
+    Alert,
+    AlertStore,
+    overdue_conditions,
+    scan_conditions,
+    still_failing,
+)
 from parcelguard.server.config import ServeConfig
+from parcelguard.server.schedule import RunResult, Schedule, Scheduler, ScheduleState, run_scan
 from parcelguard.server.scim import (
     MAX_BODY,
     OffboardingStorage,
@@ -94,6 +108,14 @@ class Service:
             domains=config.scim_domains,
         )
         self.scim = ScimApplication(storage, self.store)
+        self.scan_store = scan_store.resolve(config.scans_database)
+        self.alerts = AlertStore(config.database, [c.name for c in config.alerts.channels])
+        self.channels = {c.name: c for c in config.alerts.channels}
+        self.deliver_wake = threading.Event()
+        self.schedule_state = ScheduleState(config.database)
+        self.scheduler = Scheduler(
+            config.schedules, self.schedule_state, self._run_schedule, self.progress
+        )
 
     # -- triggers -------------------------------------------------------------------------
     def _submit_scim(
@@ -195,6 +217,111 @@ class Service:
                 {"status": "ok", "unfinished_jobs": len(self.store.jobs(open_only=True))},
             )
         return _json(start_response, "404 Not Found", {"error": "not found"})
+
+    # -- schedules and alerts -------------------------------------------------------------
+    def _run_schedule(self, schedule: Schedule) -> RunResult:
+        if schedule.reconcile:
+            return self._reconcile(schedule)
+        result, text = run_scan(self.config.inventory, schedule, str(self.scan_store))
+        if text is None:
+            return result
+        current = ScanResult.from_json(text)
+        _, previous_id = self.schedule_state.last(schedule.name)
+        previous = None
+        if previous_id:
+            try:
+                previous = scan_store.ScanStore(self.scan_store).load(previous_id)
+            except ParcelguardError as exc:
+                self.progress(f"schedule {schedule.name}: previous scan unreadable: {exc}")
+        conditions = scan_conditions(previous, current, self.config.alerts.min_severity)
+        raised = self.alerts.update(
+            schedule.name, current.scan_id, conditions, still_failing(current)
+        )
+        if raised:
+            self.progress(f"schedule {schedule.name}: {len(raised)} new alert(s)")
+            self.deliver_wake.set()
+        return result
+
+    def _reconcile(self, schedule: Schedule) -> RunResult:
+        assert schedule.roster is not None
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "parcelguard",
+                "offboard",
+                "reconcile",
+                "--roster",
+                schedule.roster,
+                "-i",
+                str(self.config.inventory),
+                "--limit",
+                schedule.group,
+                "--db",
+                str(self.config.database),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=3600,
+            check=False,
+        )
+        status = {0: "ok", 1: "pending"}.get(proc.returncode, "error")
+        tail = " ".join(proc.stderr.strip().splitlines()[-1:])
+        if proc.returncode == 0:
+            self.wake.set()
+        return RunResult(status, None, tail[:300] if status == "error" else "")
+
+    def check_overdue(self) -> None:
+        conditions = overdue_conditions(
+            self.store.jobs(open_only=True), self.config.alerts.overdue_minutes, datetime.now(UTC)
+        )
+        raised = self.alerts.update("offboarding", "-", conditions, {c.key for c in conditions})
+        if raised:
+            self.deliver_wake.set()
+
+    def evidence_link(self, alert: Alert) -> str:
+        base = self.config.alerts.evidence_url
+        if alert.scan_id == "-":
+            return f"{base}/offboarding" if base else "parcelguard offboard status"
+        if base:
+            return f"{base}/scans/{alert.scan_id}#{alert.host}-{alert.control_id}"
+        return f"parcelguard report --scan {alert.scan_id}"
+
+    def deliver(self) -> int:
+        """Send every due delivery once; returns how many were sent."""
+        sent = 0
+        for delivery_id, channel, alert in self.alerts.due(time.time()):
+            target = self.channels.get(channel)
+            if target is None:
+                self.alerts.failed(delivery_id, f"channel {channel} is no longer configured")
+                continue
+            try:
+                target.send(alert, self.evidence_link(alert))
+            except (OSError, smtplib.SMTPException) as exc:
+                self.alerts.failed(delivery_id, str(exc))
+                self.progress(f"alert {alert.id} via {channel}: {exc}; will retry")
+                continue
+            self.alerts.delivered(delivery_id)
+            sent += 1
+        return sent
+
+    def schedule_loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.scheduler.tick()
+                self.check_overdue()
+            except Exception:
+                log.exception("scheduler")
+            self.stopping.wait(self.scheduler.wait_seconds())
+
+    def deliver_loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.deliver()
+            except Exception:
+                log.exception("alert delivery")
+            self.deliver_wake.wait(10)
+            self.deliver_wake.clear()
 
     # -- worker -----------------------------------------------------------------------------
     def work(self) -> None:

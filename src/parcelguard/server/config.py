@@ -32,6 +32,9 @@ import yaml
 
 from parcelguard.errors import ParcelguardError, one_line
 from parcelguard.offboard.store import default_db
+from parcelguard.scanners.model import Severity
+from parcelguard.server.alerts import EmailChannel, WebhookChannel
+from parcelguard.server.schedule import Schedule, ScheduleError, parse_schedules
 from parcelguard.server.webhook import load_secret
 
 TOP = frozenset(
@@ -45,14 +48,29 @@ TOP = frozenset(
         "webhook",
         "scim",
         "offboarding",
+        "scans_database",
+        "schedules",
+        "alerts",
     }
 )
+ALERTS = frozenset(
+    {"min_severity", "offboarding_overdue_minutes", "evidence_url", "webhook", "email"}
+)
+EMAIL = frozenset({"host", "port", "from", "to", "username", "password_file", "cafile"})
 DOMAIN = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 OFFBOARDING = frozenset({"protected", "retry_base_seconds", "retry_max_seconds", "forks"})
 
 
 class ConfigError(ParcelguardError):
     pass
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    min_severity: Severity = Severity.HIGH
+    overdue_minutes: float = 60.0
+    evidence_url: str = ""
+    channels: tuple[WebhookChannel | EmailChannel, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,6 +86,9 @@ class ServeConfig:
     webhook_key: bytes | None
     webhook_tolerance: float
     scim_domains: frozenset[str]
+    scans_database: str | None
+    schedules: tuple[Schedule, ...]
+    alerts: AlertSettings
     protected: frozenset[str]
     retry_base: float
     retry_max: float
@@ -146,6 +167,14 @@ def parse_config(data: Any, source: str = "config") -> ServeConfig:
         isinstance(d, str) and DOMAIN.fullmatch(d.lower()) for d in domains
     ):
         raise ConfigError(f"{source}: scim.domains must be a list of domain names")
+    try:
+        schedules = parse_schedules(top.get("schedules"), source)
+    except ScheduleError as exc:
+        raise ConfigError(exc.message, exc.hint) from exc
+    alerts = _alerts(top.get("alerts"), source)
+    scans_db = top.get("scans_database")
+    if scans_db is not None and not isinstance(scans_db, str):
+        raise ConfigError(f"{source}: scans_database must be a path or sqlite:/// URL")
     off = _mapping(top.get("offboarding"), f"{source}: offboarding", OFFBOARDING)
     protected = off.get("protected", [])
     if not isinstance(protected, list) or not all(isinstance(p, str) for p in protected):
@@ -169,6 +198,9 @@ def parse_config(data: Any, source: str = "config") -> ServeConfig:
             hook.get("tolerance_seconds", 300), "webhook.tolerance_seconds", 10, 3600
         ),
         scim_domains=frozenset(d.lower() for d in domains),
+        scans_database=scans_db,
+        schedules=schedules,
+        alerts=alerts,
         protected=frozenset(protected),
         retry_base=_number(
             off.get("retry_base_seconds", 30), "offboarding.retry_base_seconds", 1, 3600
@@ -179,6 +211,78 @@ def parse_config(data: Any, source: str = "config") -> ServeConfig:
         forks=int(_number(off.get("forks", 50), "offboarding.forks", 1, 500)),
         source=source,
     )
+
+
+def _alerts(data: Any, source: str) -> AlertSettings:
+    where = f"{source}: alerts"
+    a = _mapping(data, where, ALERTS)
+    if not a:
+        return AlertSettings()
+    try:
+        severity = Severity(str(a.get("min_severity", "high")).lower())
+    except ValueError as exc:
+        raise ConfigError(f"{where}.min_severity must be low, medium, high or critical") from exc
+    channels: list[WebhookChannel | EmailChannel] = []
+    hook = _mapping(a.get("webhook"), f"{where}.webhook", frozenset({"url", "secret_file"}))
+    if hook:
+        url = hook.get("url")
+        if not isinstance(url, str) or not url.startswith(
+            ("https://", "http://127.", "http://localhost")
+        ):
+            raise ConfigError(f"{where}.webhook.url must be https:// (http only to this machine)")
+        if "secret_file" not in hook:
+            raise ConfigError(f"{where}.webhook.secret_file is required: alerts are signed")
+        channels.append(WebhookChannel(url, load_secret(_path(hook["secret_file"], "secret_file"))))
+    mail = _mapping(a.get("email"), f"{where}.email", EMAIL)
+    if mail:
+        for key in ("host", "from", "to"):
+            if key not in mail:
+                raise ConfigError(f"{where}.email.{key} is required")
+        to = mail["to"]
+        if (
+            not isinstance(to, list)
+            or not to
+            or not all(isinstance(t, str) and "@" in t for t in to)
+        ):
+            raise ConfigError(f"{where}.email.to must be a list of addresses")
+        password = None
+        if mail.get("password_file"):
+            password = load_secret_text(_path(mail["password_file"], "email.password_file"))
+        channels.append(
+            EmailChannel(
+                host=str(mail["host"]),
+                port=int(_number(mail.get("port", 587), f"{where}.email.port", 1, 65535)),
+                sender=str(mail["from"]),
+                recipients=tuple(to),
+                username=str(mail["username"]) if mail.get("username") else None,
+                password=password,
+                cafile=str(_path(mail["cafile"], "email.cafile")) if mail.get("cafile") else None,
+            )
+        )
+    url = a.get("evidence_url", "")
+    if not isinstance(url, str):
+        raise ConfigError(f"{where}.evidence_url must be a URL")
+    return AlertSettings(
+        min_severity=severity,
+        overdue_minutes=_number(
+            a.get("offboarding_overdue_minutes", 60),
+            f"{where}.offboarding_overdue_minutes",
+            1,
+            100000,
+        ),
+        evidence_url=url.rstrip("/"),
+        channels=tuple(channels),
+    )
+
+
+def load_secret_text(path: Path) -> str:
+    """A password file: private to its owner, first line only."""
+    mode = path.stat().st_mode
+    if mode & 0o077:
+        raise ConfigError(
+            f"{path} is readable by others (mode {mode & 0o777:o})", f"chmod 600 {path}"
+        )
+    return path.read_text(encoding="utf-8").splitlines()[0] if path.stat().st_size else ""
 
 
 def _loopback(host: str) -> bool:

@@ -69,10 +69,13 @@ def _serve(args: argparse.Namespace) -> int:
         adapter.context.minimum_version = ssl.TLSVersion.TLSv1_2
         server.ssl_adapter = adapter
     worker = threading.Thread(target=service.work, name="offboarding-worker", daemon=True)
+    scheduler = threading.Thread(target=service.schedule_loop, name="scheduler", daemon=True)
+    deliverer = threading.Thread(target=service.deliver_loop, name="alerts", daemon=True)
 
     def stop(_signum: int, _frame: Any) -> None:
         service.stopping.set()
         service.wake.set()
+        service.deliver_wake.set()
         # server.stop() waits for the serving loop, which runs in this (main) thread:
         # calling it from the handler directly would wait for itself.
         threading.Thread(target=server.stop, name="stop", daemon=True).start()
@@ -86,6 +89,12 @@ def _serve(args: argparse.Namespace) -> int:
         f"listening on {scheme}://{host}:{port} (SCIM at /scim/v2, webhook at /webhook/leaver)"
     )
     worker.start()
+    scheduler.start()
+    deliverer.start()
+    if config.schedules:
+        _progress(
+            f"{len(config.schedules)} schedule(s): {', '.join(s.name for s in config.schedules)}"
+        )
     try:
         server.serve()
     finally:

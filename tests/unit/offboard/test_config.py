@@ -64,3 +64,45 @@ def test_broken_yaml_names_the_line(tmp_path: Path) -> None:
     path.write_text("inventory: [unclosed\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="line"):
         load_config(path)
+
+
+def test_schedules_and_alerts_are_read(inventory: str, tmp_path: Path) -> None:
+    secret = tmp_path / "alerts.secret"
+    secret.write_text(new_secret(), encoding="utf-8")
+    secret.chmod(0o600)
+    config = parse_config(
+        {
+            "inventory": inventory,
+            "schedules": [{"name": "nightly", "cron": "0 2 * * *"}],
+            "alerts": {
+                "min_severity": "critical",
+                "webhook": {"url": "https://siem.example/hooks/pg", "secret_file": str(secret)},
+                "email": {"host": "smtp.example", "from": "pg@example", "to": ["sec@example"]},
+            },
+        }
+    )
+    assert [s.name for s in config.schedules] == ["nightly"]
+    assert [c.name for c in config.alerts.channels] == ["webhook", "email"]
+
+
+@pytest.mark.parametrize(
+    ("alerts", "message"),
+    [
+        ({"min_severity": "urgent"}, "min_severity"),
+        ({"webhook": {"url": "http://siem.example/x", "secret_file": "/x"}}, "https://"),
+        ({"webhook": {"url": "https://siem.example/x"}}, "secret_file is required"),
+        ({"email": {"host": "smtp.example", "from": "a@b"}}, "email.to is required"),
+        ({"email": {"host": "smtp.example", "from": "a@b", "to": "sec"}}, "list of addresses"),
+        ({"pager": {}}, "unknown key"),
+    ],
+)
+def test_bad_alert_settings_are_refused(
+    inventory: str, alerts: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config({"inventory": inventory, "alerts": alerts})
+
+
+def test_an_invalid_schedule_stops_the_service_at_start_up(inventory: str) -> None:
+    with pytest.raises(ConfigError, match="invalid cron expression"):
+        parse_config({"inventory": inventory, "schedules": [{"name": "x", "cron": "0 25 * * *"}]})

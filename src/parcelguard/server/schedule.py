@@ -1,0 +1,284 @@
+"""Scheduled scans and roster reconciliations inside ``parcelguard serve`` (Art. 33, 39).
+
+Each schedule names what to do (scan an inventory group, or reconcile a roster) and when
+(a cron expression, read by cronsim, or an interval in seconds). The last run of every
+schedule is stored, so after downtime a missed run is made once, not once per missed
+slot. A schedule never overlaps itself: a run still going when the next is due is
+skipped, and the skip recorded.
+
+A scan runs as ``parcelguard scan`` in a child process (the same code, limits and
+evidence as by hand), stored in the scan store; its result is compared with the
+schedule's previous scan to raise alerts.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cronsim import CronSim, CronSimError
+
+from parcelguard.errors import ParcelguardError
+
+NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+INTERVAL = re.compile(r"(\d+)\s*([smhd]?)")
+UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schedule_runs (
+    name TEXT PRIMARY KEY,
+    last_run REAL NOT NULL,
+    last_status TEXT NOT NULL,
+    last_scan TEXT
+);
+"""
+
+
+class ScheduleError(ParcelguardError):
+    pass
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    cron: str | None = None
+    every: int | None = None  # seconds
+    group: str = "all"  # an Ansible host pattern within the service's inventory
+    roster: str | None = None  # scan: judge Art. 38 against it; reconcile: the roster
+    reconcile: bool = False
+
+    def next_after(self, moment: datetime) -> datetime:
+        if self.every is not None:
+            return moment + timedelta(seconds=self.every)
+        assert self.cron is not None
+        return next(CronSim(self.cron, moment.astimezone(UTC)))
+
+
+def parse_interval(value: Any, where: str) -> int:
+    if isinstance(value, bool):
+        raise ScheduleError(f"{where}: every must be seconds or a duration such as 15m, 6h, 1d")
+    if isinstance(value, int):
+        seconds = value
+    else:
+        m = INTERVAL.fullmatch(str(value).strip())
+        if not m:
+            raise ScheduleError(f"{where}: every must be seconds or a duration such as 15m, 6h, 1d")
+        seconds = int(m.group(1)) * UNITS[m.group(2)]
+    if not 1 <= seconds <= 31 * 86400:
+        raise ScheduleError(f"{where}: every must be between 1 second and 31 days")
+    return seconds
+
+
+def parse_schedules(data: Any, source: str) -> tuple[Schedule, ...]:
+    if data is None:
+        return ()
+    if not isinstance(data, list):
+        raise ScheduleError(f"{source}: schedules must be a list")
+    found: list[Schedule] = []
+    names: set[str] = set()
+    allowed = {"name", "cron", "every", "group", "roster", "action"}
+    for i, item in enumerate(data):
+        where = f"{source}: schedules[{i}]"
+        if not isinstance(item, dict):
+            raise ScheduleError(f"{where} must be a mapping")
+        unknown = sorted(set(item) - allowed)
+        if unknown:
+            raise ScheduleError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}")
+        name = item.get("name")
+        if not isinstance(name, str) or not NAME.fullmatch(name):
+            raise ScheduleError(f"{where}: name must be lower-case letters, digits and -")
+        if name in names:
+            raise ScheduleError(f"{where}: a schedule named {name!r} exists already")
+        names.add(name)
+        where = f"{source}: schedule {name}"
+        if ("cron" in item) == ("every" in item):
+            raise ScheduleError(f"{where}: give exactly one of cron or every")
+        cron = None
+        if "cron" in item:
+            cron = str(item["cron"])
+            try:
+                next(CronSim(cron, datetime.now(UTC)))
+            except (CronSimError, StopIteration) as exc:
+                raise ScheduleError(f"{where}: invalid cron expression {cron!r}: {exc}") from exc
+        every = parse_interval(item["every"], where) if "every" in item else None
+        action = item.get("action", "scan")
+        if action not in ("scan", "reconcile"):
+            raise ScheduleError(f"{where}: action must be scan or reconcile")
+        group = item.get("group", "all")
+        if not isinstance(group, str) or not group.strip():
+            raise ScheduleError(f"{where}: group must be an Ansible host pattern")
+        roster = item.get("roster")
+        if roster is not None and not Path(str(roster)).is_file():
+            raise ScheduleError(f"{where}: roster {roster} does not exist")
+        if action == "reconcile" and roster is None:
+            raise ScheduleError(f"{where}: a reconciliation needs a roster")
+        found.append(
+            Schedule(
+                name=name,
+                cron=cron,
+                every=every,
+                group=group,
+                roster=str(roster) if roster else None,
+                reconcile=action == "reconcile",
+            )
+        )
+    return tuple(found)
+
+
+class ScheduleState:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with self._connect() as db:
+            db.executescript(_SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.row_factory = sqlite3.Row
+            yield db
+
+    def last(self, name: str) -> tuple[float | None, str | None]:
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT last_run, last_scan FROM schedule_runs WHERE name=?", (name,)
+            ).fetchone()
+        return (None, None) if row is None else (float(row["last_run"]), row["last_scan"])
+
+    def ran(self, name: str, when: float, status: str, scan_id: str | None) -> None:
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO schedule_runs VALUES (?,?,?,?) ON CONFLICT(name) DO UPDATE SET"
+                " last_run=excluded.last_run, last_status=excluded.last_status,"
+                " last_scan=COALESCE(excluded.last_scan, schedule_runs.last_scan)",
+                (name, when, status, scan_id),
+            )
+
+    def runs(self) -> dict[str, dict[str, Any]]:
+        with self._connect() as db:
+            return {r["name"]: dict(r) for r in db.execute("SELECT * FROM schedule_runs")}
+
+
+def due(schedule: Schedule, last_run: float | None, started: float, now: float) -> bool:
+    """Whether ``schedule`` should run at ``now``. Missed slots (downtime) make one run;
+    a schedule never run before counts from the service's start."""
+    base = last_run if last_run is not None else started
+    upcoming = schedule.next_after(datetime.fromtimestamp(base, UTC))
+    return upcoming.timestamp() <= now
+
+
+@dataclass(frozen=True)
+class RunResult:
+    status: str  # "ok", "findings", "error", "skipped"
+    scan_id: str | None
+    detail: str
+
+
+def run_scan(
+    inventory: Path, schedule: Schedule, store: str, timeout: float = 3600
+) -> tuple[RunResult, str | None]:
+    """Run one scan as ``parcelguard scan``; (result, the scan's JSON text)."""
+    with tempfile.TemporaryDirectory(prefix="parcelguard-schedule-") as tmp:
+        out = Path(tmp) / "scan.json"
+        argv = [
+            sys.executable,
+            "-m",
+            "parcelguard",
+            "scan",
+            "-i",
+            str(inventory),
+            "--limit",
+            schedule.group,
+            "--store",
+            store,
+            "-o",
+            str(out),
+        ]
+        if schedule.roster:
+            argv += ["--roster", schedule.roster]
+        try:
+            proc = subprocess.run(
+                argv, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired:
+            return RunResult("error", None, f"scan did not finish within {timeout:.0f} s"), None
+        if not out.exists():
+            tail = " ".join(proc.stderr.strip().splitlines()[-2:])
+            return RunResult("error", None, tail[:300] or f"exit {proc.returncode}"), None
+        text = out.read_text(encoding="utf-8")
+    status = {0: "ok", 1: "findings", 2: "ok-with-errors"}.get(proc.returncode, "error")
+    scan_id = re.search(r'"scan_id":\s*"([^"]+)"', text)
+    return RunResult(status, scan_id.group(1) if scan_id else None, ""), text
+
+
+class Scheduler:
+    """Runs due schedules; one thread, and at most one run per schedule at a time."""
+
+    def __init__(
+        self,
+        schedules: tuple[Schedule, ...],
+        state: ScheduleState,
+        run: Callable[[Schedule], RunResult],
+        progress: Callable[[str], None],
+    ) -> None:
+        self.schedules = schedules
+        self.state = state
+        self.run = run
+        self.progress = progress
+        self.started = time.time()
+        self.running: set[str] = set()
+        self.lock = threading.Lock()
+
+    def tick(self, now: float | None = None) -> list[str]:
+        """Start every due schedule (each in its own thread); returns their names."""
+        now = time.time() if now is None else now
+        started = []
+        for s in self.schedules:
+            last, _ = self.state.last(s.name)
+            if not due(s, last, self.started, now):
+                continue
+            with self.lock:
+                if s.name in self.running:
+                    continue  # never overlaps itself; the next tick tries again
+                self.running.add(s.name)
+            started.append(s.name)
+            threading.Thread(
+                target=self._one, args=(s, now), name=f"schedule-{s.name}", daemon=True
+            ).start()
+        return started
+
+    def _one(self, schedule: Schedule, now: float) -> None:
+        try:
+            self.progress(f"schedule {schedule.name}: starting")
+            result = self.run(schedule)
+            self.state.ran(schedule.name, now, result.status, result.scan_id)
+            self.progress(
+                f"schedule {schedule.name}: {result.status}"
+                + (f" (scan {result.scan_id})" if result.scan_id else "")
+                + (f": {result.detail}" if result.detail else "")
+            )
+        except Exception as exc:  # a failed run is recorded; the schedule goes on
+            self.state.ran(schedule.name, now, "error", None)
+            self.progress(f"schedule {schedule.name}: error: {exc}")
+        finally:
+            with self.lock:
+                self.running.discard(schedule.name)
+
+    def wait_seconds(self, now: float | None = None) -> float:
+        now = time.time() if now is None else now
+        waits = []
+        for s in self.schedules:
+            last, _ = self.state.last(s.name)
+            base = last if last is not None else self.started
+            waits.append(s.next_after(datetime.fromtimestamp(base, UTC)).timestamp() - now)
+        return max(0.5, min([30.0, *waits]))
