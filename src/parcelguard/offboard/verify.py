@@ -64,6 +64,8 @@ if command -v psql >/dev/null 2>&1 && id postgres >/dev/null 2>&1; then
 else
   echo "pg none"
 fi
+echo "deny $(sshd -T -C "user=$name,host=localhost,addr=127.0.0.1" 2>/dev/null |
+  awk '$1 == "denygroups" { $1 = ""; print }' | tr -s ' ' | sed 's/^ //')"
 if command -v lastlog >/dev/null 2>&1; then
   line=$(timeout 10 lastlog -u "$name" 2>/dev/null | tail -n +2 | head -n1)
   echo "lastlog ${line:-none}"
@@ -125,6 +127,8 @@ def verify_host(
         session.close()
     checks, account = judge(host_facts, username, now, deny_group)
     checks += database_check(extra.stdout)
+    if account:
+        checks.append(deny_rule_check(extra.stdout, deny_group))
     last_login = last_login_of(extra.stdout)
     checks.append(login_attempts(target, username, public_keys, known_hosts, verify_host_keys))
     logins_after: bool | None
@@ -244,6 +248,19 @@ def judge(
     if account is not None:
         check("no_supplementary_groups", groups)
     return checks, account is not None
+
+
+def deny_rule_check(extra: str, deny_group: str) -> Check:
+    line = next((ln for ln in extra.splitlines() if ln.startswith("deny")), None)
+    if line is None:
+        return Check("sshd_denies_group", None, "sshd -T gave no answer")
+    groups = line[4:].split()
+    ok = deny_group in groups
+    return Check(
+        "sshd_denies_group",
+        ok,
+        f"sshd refuses {deny_group}" if ok else f"sshd DenyGroups: {' '.join(groups) or 'none'}",
+    )
 
 
 def database_check(extra: str) -> list[Check]:

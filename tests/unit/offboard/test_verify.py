@@ -108,3 +108,9 @@ def test_a_local_target_needs_no_login_attempt_and_no_key_means_nothing_to_offer
     remote = Target("web1", "198.18.0.10", known_hosts="/nonexistent")
     check = verify.login_attempts(remote, "lihua", ["not a key"], None, True)
     assert check.ok is True and "no public key" in check.detail
+
+
+def test_the_sshd_deny_rule_must_be_in_force() -> None:
+    assert verify.deny_rule_check("deny parcelguard-revoked\n", "parcelguard-revoked").ok is True
+    assert verify.deny_rule_check("deny \n", "parcelguard-revoked").ok is False
+    assert verify.deny_rule_check("pg none\n", "parcelguard-revoked").ok is None
