@@ -21,7 +21,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +38,7 @@ from parcelguard.offboard.model import (
     Source,
 )
 from parcelguard.paths import state_home
+from parcelguard.sqlite import connect
 
 SCHEMA_VERSION = 1
 GENESIS = "0" * 64
@@ -189,14 +190,8 @@ class OffboardStore:
         except sqlite3.Error as exc:
             raise OffboardError(f"cannot open offboarding store {path}: {exc}") from exc
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.row_factory = sqlite3.Row
-            yield db
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return connect(self.path, synchronous_full=True)
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

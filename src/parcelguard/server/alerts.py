@@ -27,8 +27,8 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -38,6 +38,7 @@ from typing import Any
 from parcelguard.offboard.model import Job
 from parcelguard.scanners.model import ScanResult, Severity, Status
 from parcelguard.server import webhook
+from parcelguard.sqlite import connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -178,6 +179,20 @@ def overdue_conditions(
     return found
 
 
+def _alert(r: sqlite3.Row) -> Alert:
+    return Alert(
+        r["id"],
+        r["kind"],
+        r["host"],
+        r["control_id"],
+        r["severity"],
+        r["summary"],
+        r["scope"],
+        r["scan_id"],
+        r["raised_at"],
+    )
+
+
 class AlertStore:
     """Alerts and their deliveries, in the service's SQLite file."""
 
@@ -187,12 +202,8 @@ class AlertStore:
         with self._connect() as db:
             db.executescript(_SCHEMA)
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.row_factory = sqlite3.Row
-            yield db
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return connect(self.path)
 
     def update(
         self, scope: str, scan_id: str, conditions: Sequence[Condition], holding: set[str]
@@ -262,20 +273,7 @@ class AlertStore:
             else "SELECT * FROM alerts WHERE 1"
         )
         with self._connect() as db:
-            return [
-                Alert(
-                    r["id"],
-                    r["kind"],
-                    r["host"],
-                    r["control_id"],
-                    r["severity"],
-                    r["summary"],
-                    r["scope"],
-                    r["scan_id"],
-                    r["raised_at"],
-                )
-                for r in db.execute(query + " ORDER BY id")
-            ]
+            return [_alert(r) for r in db.execute(query + " ORDER BY id")]
 
     def due(self, now: float) -> list[tuple[int, str, Alert]]:
         with self._connect() as db:
@@ -289,17 +287,7 @@ class AlertStore:
             (
                 r["did"],
                 r["channel"],
-                Alert(
-                    r["id"],
-                    r["kind"],
-                    r["host"],
-                    r["control_id"],
-                    r["severity"],
-                    r["summary"],
-                    r["scope"],
-                    r["scan_id"],
-                    r["raised_at"],
-                ),
+                _alert(r),
             )
             for r in rows
         ]

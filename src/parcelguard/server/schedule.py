@@ -20,8 +20,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +30,7 @@ from typing import Any
 from cronsim import CronSim, CronSimError
 
 from parcelguard.errors import ParcelguardError
+from parcelguard.sqlite import connect
 
 NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 INTERVAL = re.compile(r"(\d+)\s*([smhd]?)")
@@ -141,12 +142,8 @@ class ScheduleState:
         with self._connect() as db:
             db.executescript(_SCHEMA)
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.row_factory = sqlite3.Row
-            yield db
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return connect(self.path)
 
     def last(self, name: str) -> tuple[float | None, str | None]:
         with self._connect() as db:
