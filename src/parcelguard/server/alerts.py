@@ -26,7 +26,6 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -144,15 +143,19 @@ def scan_conditions(
     return found
 
 
-def still_failing(current: ScanResult) -> set[str]:
-    """Keys of the conditions that still hold in ``current`` (open alerts stay open)."""
+def cleared(current: ScanResult) -> set[str]:
+    """Keys whose condition is shown to be over by ``current``: a control that PASSes (or
+    no longer applies, or is waived), a host that answers. A host that did not answer, a
+    control in ERROR, or a host missing from the scan proves nothing: their alerts stay
+    open."""
     keys: set[str] = set()
+    over = (Status.PASS, Status.NOT_APPLICABLE, Status.WAIVED)
     for h in current.hosts:
         if not h.reachable:
-            keys.add(f"unreachable:{h.host}:-")
             continue
+        keys.add(f"unreachable:{h.host}:-")
         for r in h.results:
-            if r.status is Status.FAIL:
+            if r.status in over:
                 keys.add(f"regression:{h.host}:{r.control_id}")
                 keys.add(f"new_fail:{h.host}:{r.control_id}")
     return keys
@@ -206,27 +209,41 @@ class AlertStore:
         return connect(self.path)
 
     def update(
-        self, scope: str, scan_id: str, conditions: Sequence[Condition], holding: set[str]
+        self,
+        scope: str,
+        scan_id: str,
+        conditions: Sequence[Condition],
+        cleared: set[str],
+        *,
+        deliver: bool = True,
     ) -> list[Alert]:
-        """Raise alerts for new conditions, close those that cleared; return the new ones.
+        """Close the open alerts whose key is in ``cleared``, raise alerts for conditions
+        not already open; return the new ones.
 
-        ``holding``: keys whose condition still holds (an open alert whose key is not in it,
-        nor among ``conditions``, is closed).
+        ``deliver=False`` records them as open without sending anything: the first scan of
+        a schedule is its baseline, not a flood of alerts.
         """
         now = datetime.now(UTC).isoformat(timespec="seconds")
         raised: list[Alert] = []
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
-            current = {c.key for c in conditions} | holding
+            current = {c.key for c in conditions}
             for row in db.execute(
                 "SELECT id, key FROM alerts WHERE scope=? AND closed_at IS NULL", (scope,)
             ).fetchall():
-                if row["key"] not in current:
+                if row["key"] in cleared and row["key"] not in current:
                     db.execute("UPDATE alerts SET closed_at=? WHERE id=?", (now, row["id"]))
             for c in conditions:
+                # A failing control is one condition whether it was first seen as new or
+                # as a regression: its open alert covers both.
+                same = (
+                    [f"new_fail:{c.host}:{c.control_id}", f"regression:{c.host}:{c.control_id}"]
+                    if c.kind in ("new_fail", "regression")
+                    else [c.key]
+                )
                 exists = db.execute(
-                    "SELECT 1 FROM alerts WHERE scope=? AND key=? AND closed_at IS NULL",
-                    (scope, c.key),
+                    "SELECT 1 FROM alerts WHERE scope=? AND key IN (?, ?) AND closed_at IS NULL",
+                    (scope, same[0], same[-1]),
                 ).fetchone()
                 if exists:
                     continue
@@ -247,8 +264,8 @@ class AlertStore:
                 )
                 alert_id = int(cur.lastrowid or 0)
                 db.executemany(
-                    "INSERT INTO deliveries (alert_id, channel, state) VALUES (?,?,'pending')",
-                    [(alert_id, ch) for ch in self.channels],
+                    "INSERT INTO deliveries (alert_id, channel, state) VALUES (?,?,?)",
+                    [(alert_id, ch, "pending" if deliver else "baseline") for ch in self.channels],
                 )
                 raised.append(
                     Alert(
@@ -312,12 +329,40 @@ class AlertStore:
                 (attempts, time.time() + delay, error[:300], delivery_id),
             )
 
+    def open_keys(self, scope: str) -> set[str]:
+        with self._connect() as db:
+            return {
+                r["key"]
+                for r in db.execute(
+                    "SELECT key FROM alerts WHERE scope=? AND closed_at IS NULL", (scope,)
+                )
+            }
+
+    def dropped(self, delivery_id: int, why: str) -> None:
+        """Give a delivery up for good (its channel is no longer configured)."""
+        with self._connect() as db:
+            db.execute(
+                "UPDATE deliveries SET state='dropped', last_error=? WHERE id=?",
+                (why[:300], delivery_id),
+            )
+
     def deliveries(self) -> list[dict[str, Any]]:
         with self._connect() as db:
             return [dict(r) for r in db.execute("SELECT * FROM deliveries ORDER BY id")]
 
 
 # -- channels ------------------------------------------------------------------------------
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect would turn the POST into a bodiless GET elsewhere and still look like a
+    success: it counts as a failed delivery instead."""
+
+    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
+
+
+_NO_REDIRECTS = urllib.request.build_opener(_RefuseRedirects())
 
 
 @dataclass(frozen=True)
@@ -330,7 +375,8 @@ class WebhookChannel:
 
     def send(self, alert: Alert, link: str) -> None:
         body = json.dumps({"type": "parcelguard.alert", "alert": alert.as_dict(link)}).encode()
-        message_id = f"alert-{alert.id}-{uuid.uuid4().hex[:8]}"
+        # The same id on every attempt: a receiver recognises a retry it already handled.
+        message_id = f"parcelguard-alert-{alert.id}"
         stamp = str(int(time.time()))
         if not self.url.startswith(("https://", "http://")):
             raise OSError(f"refusing to post to {self.url!r}: not an http(s) URL")
@@ -346,7 +392,7 @@ class WebhookChannel:
             },
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+            with _NO_REDIRECTS.open(request, timeout=self.timeout) as response:
                 if not 200 <= response.status < 300:
                     raise OSError(f"HTTP {response.status}")
         except urllib.error.HTTPError as exc:
@@ -370,9 +416,8 @@ class EmailChannel:
         message = EmailMessage()
         message["From"] = self.sender
         message["To"] = ", ".join(self.recipients)
-        message["Subject"] = (
-            f"[parcelguard] {alert.kind.replace('_', ' ')}: {alert.host} {alert.control_id}"
-        )
+        subject = f"[parcelguard] {alert.kind.replace('_', ' ')}: {alert.host} {alert.control_id}"
+        message["Subject"] = " ".join(subject.split())[:200]  # never a header break
         message.set_content(
             f"{alert.summary}\n\nhost: {alert.host}\ncontrol: {alert.control_id}\n"
             f"severity: {alert.severity}\nscope: {alert.scope}\nscan: {alert.scan_id}\n"

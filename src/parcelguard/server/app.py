@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import smtplib
-import subprocess
 import sys
 import threading
 import time
@@ -35,12 +33,19 @@ from parcelguard.server import webhook
 from parcelguard.server.alerts import (
     Alert,
     AlertStore,
+    cleared,
     overdue_conditions,
     scan_conditions,
-    still_failing,
 )
 from parcelguard.server.config import ServeConfig
-from parcelguard.server.schedule import RunResult, Schedule, Scheduler, ScheduleState, run_scan
+from parcelguard.server.schedule import (
+    Children,
+    RunResult,
+    Schedule,
+    Scheduler,
+    ScheduleState,
+    run_scan,
+)
 from parcelguard.server.scim import (
     MAX_BODY,
     OffboardingStorage,
@@ -113,6 +118,7 @@ class Service:
         self.channels = {c.name: c for c in config.alerts.channels}
         self.deliver_wake = threading.Event()
         self.schedule_state = ScheduleState(config.database)
+        self.children = Children()
         self.scheduler = Scheduler(
             config.schedules, self.schedule_state, self._run_schedule, self.progress
         )
@@ -219,13 +225,30 @@ class Service:
         return _json(start_response, "404 Not Found", {"error": "not found"})
 
     # -- schedules and alerts -------------------------------------------------------------
+    def _pattern(self, schedule: Schedule) -> str:
+        """The schedule's hosts within the service's own limit (Ansible intersection)."""
+        if self.config.limit:
+            return f"{self.config.limit}:&{schedule.group}"
+        return schedule.group
+
     def _run_schedule(self, schedule: Schedule) -> RunResult:
         if schedule.reconcile:
             return self._reconcile(schedule)
-        result, text = run_scan(self.config.inventory, schedule, str(self.scan_store))
+        result, text = run_scan(
+            self.config.inventory,
+            schedule,
+            str(self.scan_store),
+            pattern=self._pattern(schedule),
+            known_hosts=self.config.known_hosts,
+            children=self.children,
+        )
         if text is None:
             return result
         current = ScanResult.from_json(text)
+        if not current.complete:
+            # An interrupted scan proves nothing: no alert from it, and the next scan is
+            # compared with the last complete one.
+            return RunResult("incomplete", None, "the scan was interrupted; not compared")
         _, previous_id = self.schedule_state.last(schedule.name)
         previous = None
         if previous_id:
@@ -235,39 +258,39 @@ class Service:
                 self.progress(f"schedule {schedule.name}: previous scan unreadable: {exc}")
         conditions = scan_conditions(previous, current, self.config.alerts.min_severity)
         raised = self.alerts.update(
-            schedule.name, current.scan_id, conditions, still_failing(current)
+            schedule.name,
+            current.scan_id,
+            conditions,
+            cleared(current),
+            deliver=previous is not None,  # the first scan is the baseline
         )
-        if raised:
+        if raised and previous is None:
+            self.progress(
+                f"schedule {schedule.name}: baseline scan; {len(raised)} condition(s) recorded "
+                "as open, not sent"
+            )
+        elif raised:
             self.progress(f"schedule {schedule.name}: {len(raised)} new alert(s)")
             self.deliver_wake.set()
         return result
 
     def _reconcile(self, schedule: Schedule) -> RunResult:
         assert schedule.roster is not None
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "parcelguard",
-                "offboard",
-                "reconcile",
-                "--roster",
-                schedule.roster,
-                "-i",
-                str(self.config.inventory),
-                "--limit",
-                schedule.group,
-                "--db",
-                str(self.config.database),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=3600,
-            check=False,
-        )
-        status = {0: "ok", 1: "pending"}.get(proc.returncode, "error")
-        tail = " ".join(proc.stderr.strip().splitlines()[-1:])
-        if proc.returncode == 0:
+        argv = [
+            sys.executable, "-m", "parcelguard", "offboard", "reconcile",
+            "--roster", schedule.roster,
+            "-i", str(self.config.inventory),
+            "--limit", self._pattern(schedule),
+            "--db", str(self.config.database),
+        ]  # fmt: skip
+        for account in sorted(self.config.protected):
+            argv += ["--protect", account]
+        if self.config.known_hosts:
+            argv += ["--known-hosts", str(self.config.known_hosts)]
+        code, _, stderr = self.children.run(argv, timeout=3600)
+        status = {0: "ok", 1: "pending"}.get(code, "error")
+        tail = " ".join(stderr.strip().splitlines()[-1:])
+        if code == 0:
             self.wake.set()
         return RunResult(status, None, tail[:300] if status == "error" else "")
 
@@ -275,7 +298,8 @@ class Service:
         conditions = overdue_conditions(
             self.store.jobs(open_only=True), self.config.alerts.overdue_minutes, datetime.now(UTC)
         )
-        raised = self.alerts.update("offboarding", "-", conditions, {c.key for c in conditions})
+        over = self.alerts.open_keys("offboarding") - {c.key for c in conditions}
+        raised = self.alerts.update("offboarding", "-", conditions, over)
         if raised:
             self.deliver_wake.set()
 
@@ -288,17 +312,18 @@ class Service:
         return f"parcelguard report --scan {alert.scan_id}"
 
     def deliver(self) -> int:
-        """Send every due delivery once; returns how many were sent."""
+        """Send every due delivery once; returns how many were sent. One delivery's
+        failure, whatever it is, is recorded and retried later: it never blocks others."""
         sent = 0
         for delivery_id, channel, alert in self.alerts.due(time.time()):
             target = self.channels.get(channel)
             if target is None:
-                self.alerts.failed(delivery_id, f"channel {channel} is no longer configured")
+                self.alerts.dropped(delivery_id, f"channel {channel} is no longer configured")
                 continue
             try:
                 target.send(alert, self.evidence_link(alert))
-            except (OSError, smtplib.SMTPException) as exc:
-                self.alerts.failed(delivery_id, str(exc))
+            except Exception as exc:
+                self.alerts.failed(delivery_id, f"{type(exc).__name__}: {exc}")
                 self.progress(f"alert {alert.id} via {channel}: {exc}; will retry")
                 continue
             self.alerts.delivered(delivery_id)
@@ -306,10 +331,13 @@ class Service:
         return sent
 
     def schedule_loop(self) -> None:
+        last_overdue = 0.0
         while not self.stopping.is_set():
             try:
                 self.scheduler.tick()
-                self.check_overdue()
+                if time.time() - last_overdue >= 60:
+                    self.check_overdue()
+                    last_overdue = time.time()
             except Exception:
                 log.exception("scheduler")
             self.stopping.wait(self.scheduler.wait_seconds())
@@ -322,6 +350,11 @@ class Service:
                 log.exception("alert delivery")
             self.deliver_wake.wait(10)
             self.deliver_wake.clear()
+
+    def stop_children(self) -> None:
+        """Stop the scans and reconciliations still running (on shutdown)."""
+        self.children.terminate_all()
+        self.scheduler.join(timeout=15)
 
     # -- worker -----------------------------------------------------------------------------
     def work(self) -> None:

@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -226,10 +227,11 @@ def _alerts(data: Any, source: str) -> AlertSettings:
     hook = _mapping(a.get("webhook"), f"{where}.webhook", frozenset({"url", "secret_file"}))
     if hook:
         url = hook.get("url")
-        if not isinstance(url, str) or not url.startswith(
-            ("https://", "http://127.", "http://localhost")
-        ):
-            raise ConfigError(f"{where}.webhook.url must be https:// (http only to this machine)")
+        if not isinstance(url, str) or not _acceptable_url(url):
+            raise ConfigError(
+                f"{where}.webhook.url must be https:// (plain http only to this machine), "
+                "without user or password in it"
+            )
         if "secret_file" not in hook:
             raise ConfigError(f"{where}.webhook.secret_file is required: alerts are signed")
         channels.append(WebhookChannel(url, load_secret(_path(hook["secret_file"], "secret_file"))))
@@ -246,6 +248,8 @@ def _alerts(data: Any, source: str) -> AlertSettings:
         ):
             raise ConfigError(f"{where}.email.to must be a list of addresses")
         password = None
+        if mail.get("username") and not mail.get("password_file"):
+            raise ConfigError(f"{where}.email.username needs password_file (mode 0600)")
         if mail.get("password_file"):
             password = load_secret_text(_path(mail["password_file"], "email.password_file"))
         channels.append(
@@ -273,6 +277,15 @@ def _alerts(data: Any, source: str) -> AlertSettings:
         evidence_url=url.rstrip("/"),
         channels=tuple(channels),
     )
+
+
+def _acceptable_url(url: str) -> bool:
+    parsed = urlsplit(url)
+    if parsed.username or parsed.password or not parsed.hostname:
+        return False
+    if parsed.scheme == "https":
+        return True
+    return parsed.scheme == "http" and _loopback(parsed.hostname)
 
 
 def load_secret_text(path: Path) -> str:

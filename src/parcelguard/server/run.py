@@ -100,7 +100,11 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         service.stopping.set()
         service.wake.set()
+        service.deliver_wake.set()
+        service.stop_children()  # running scans stop now, not after the service is gone
         worker.join(timeout=30)
+        scheduler.join(timeout=10)
+        deliverer.join(timeout=10)
     _progress("stopped")
     return 0
 

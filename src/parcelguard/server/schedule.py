@@ -1,10 +1,10 @@
 """Scheduled scans and roster reconciliations inside ``parcelguard serve`` (Art. 33, 39).
 
 Each schedule names what to do (scan an inventory group, or reconcile a roster) and when
-(a cron expression, read by cronsim, or an interval in seconds). The last run of every
-schedule is stored, so after downtime a missed run is made once, not once per missed
-slot. A schedule never overlaps itself: a run still going when the next is due is
-skipped, and the skip recorded.
+(a five-field cron expression in the schedule's time zone, read by cronsim, or an
+interval). The start of every run is stored, so after downtime a missed run is made
+once, not once per missed slot. A schedule never overlaps itself, and two schedules of
+the same group never run at once: a run that is due while that group is busy waits.
 
 A scan runs as ``parcelguard scan`` in a child process (the same code, limits and
 evidence as by hand), stored in the scan store; its result is compared with the
@@ -14,6 +14,7 @@ schedule's previous scan to raise alerts.
 from __future__ import annotations
 
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
@@ -57,12 +59,13 @@ class Schedule:
     group: str = "all"  # an Ansible host pattern within the service's inventory
     roster: str | None = None  # scan: judge Art. 38 against it; reconcile: the roster
     reconcile: bool = False
+    timezone: str = "UTC"  # for cron: "0 2 * * *" is 02:00 in this zone
 
     def next_after(self, moment: datetime) -> datetime:
         if self.every is not None:
             return moment + timedelta(seconds=self.every)
         assert self.cron is not None
-        return next(CronSim(self.cron, moment.astimezone(UTC)))
+        return next(CronSim(self.cron, moment.astimezone(ZoneInfo(self.timezone))))
 
 
 def parse_interval(value: Any, where: str) -> int:
@@ -87,7 +90,7 @@ def parse_schedules(data: Any, source: str) -> tuple[Schedule, ...]:
         raise ScheduleError(f"{source}: schedules must be a list")
     found: list[Schedule] = []
     names: set[str] = set()
-    allowed = {"name", "cron", "every", "group", "roster", "action"}
+    allowed = {"name", "cron", "every", "group", "roster", "action", "timezone"}
     for i, item in enumerate(data):
         where = f"{source}: schedules[{i}]"
         if not isinstance(item, dict):
@@ -104,11 +107,21 @@ def parse_schedules(data: Any, source: str) -> tuple[Schedule, ...]:
         where = f"{source}: schedule {name}"
         if ("cron" in item) == ("every" in item):
             raise ScheduleError(f"{where}: give exactly one of cron or every")
+        zone = str(item.get("timezone", "UTC"))
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ScheduleError(f"{where}: unknown timezone {zone!r} (e.g. Asia/Shanghai)") from exc
         cron = None
         if "cron" in item:
             cron = str(item["cron"])
+            if len(cron.split()) != 5:
+                raise ScheduleError(
+                    f"{where}: invalid cron expression {cron!r}: five fields "
+                    "(minute hour day month weekday)"
+                )
             try:
-                next(CronSim(cron, datetime.now(UTC)))
+                next(CronSim(cron, datetime.now(ZoneInfo(zone))))
             except (CronSimError, StopIteration) as exc:
                 raise ScheduleError(f"{where}: invalid cron expression {cron!r}: {exc}") from exc
         every = parse_interval(item["every"], where) if "every" in item else None
@@ -131,6 +144,7 @@ def parse_schedules(data: Any, source: str) -> tuple[Schedule, ...]:
                 group=group,
                 roster=str(roster) if roster else None,
                 reconcile=action == "reconcile",
+                timezone=zone,
             )
         )
     return tuple(found)
@@ -181,39 +195,74 @@ class RunResult:
     detail: str
 
 
+class Children:
+    """The child processes schedules start, so that shutdown can stop them (a scan left
+    running would race the same schedule's next run after a restart)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.procs: set[subprocess.Popen[str]] = set()
+        self.stopping = False
+
+    def run(self, argv: list[str], timeout: float) -> tuple[int, str, str]:
+        with self.lock:
+            if self.stopping:
+                return 130, "", "the service is stopping"
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            self.procs.add(proc)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            err += f"\nstopped after {timeout:.0f} s"
+        finally:
+            with self.lock:
+                self.procs.discard(proc)
+        return proc.returncode, out, err
+
+    def terminate_all(self, grace: float = 10) -> None:
+        with self.lock:
+            self.stopping = True
+            procs = list(self.procs)
+        for proc in procs:
+            proc.send_signal(signal.SIGINT)  # parcelguard scan stops cleanly on Ctrl-C
+        deadline = time.monotonic() + grace
+        for proc in procs:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
 def run_scan(
-    inventory: Path, schedule: Schedule, store: str, timeout: float = 3600
+    inventory: Path,
+    schedule: Schedule,
+    store: str,
+    *,
+    pattern: str | None = None,
+    known_hosts: Path | None = None,
+    children: Children | None = None,
+    timeout: float = 3600,
 ) -> tuple[RunResult, str | None]:
     """Run one scan as ``parcelguard scan``; (result, the scan's JSON text)."""
+    children = children or Children()
     with tempfile.TemporaryDirectory(prefix="parcelguard-schedule-") as tmp:
         out = Path(tmp) / "scan.json"
         argv = [
-            sys.executable,
-            "-m",
-            "parcelguard",
-            "scan",
-            "-i",
-            str(inventory),
-            "--limit",
-            schedule.group,
-            "--store",
-            store,
-            "-o",
-            str(out),
-        ]
+            sys.executable, "-m", "parcelguard", "scan", "-i", str(inventory),
+            "--limit", pattern or schedule.group, "--store", store, "-o", str(out),
+        ]  # fmt: skip
         if schedule.roster:
             argv += ["--roster", schedule.roster]
-        try:
-            proc = subprocess.run(
-                argv, capture_output=True, text=True, timeout=timeout, check=False
-            )
-        except subprocess.TimeoutExpired:
-            return RunResult("error", None, f"scan did not finish within {timeout:.0f} s"), None
+        if known_hosts:
+            argv += ["--known-hosts", str(known_hosts)]
+        code, _, stderr = children.run(argv, timeout)
         if not out.exists():
-            tail = " ".join(proc.stderr.strip().splitlines()[-2:])
-            return RunResult("error", None, tail[:300] or f"exit {proc.returncode}"), None
+            tail = " ".join(stderr.strip().splitlines()[-2:])
+            return RunResult("error", None, tail[:300] or f"exit {code}"), None
         text = out.read_text(encoding="utf-8")
-    status = {0: "ok", 1: "findings", 2: "ok-with-errors"}.get(proc.returncode, "error")
+    status = {0: "ok", 1: "findings", 2: "ok-with-errors"}.get(code, "error")
     scan_id = re.search(r'"scan_id":\s*"([^"]+)"', text)
     return RunResult(status, scan_id.group(1) if scan_id else None, ""), text
 
@@ -234,25 +283,42 @@ class Scheduler:
         self.progress = progress
         self.started = time.time()
         self.running: set[str] = set()
+        self.busy_groups: set[str] = set()
+        self.threads: list[threading.Thread] = []
         self.lock = threading.Lock()
 
     def tick(self, now: float | None = None) -> list[str]:
         """Start every due schedule (each in its own thread); returns their names."""
         now = time.time() if now is None else now
         started = []
+        waiting = []
         for s in self.schedules:
             last, _ = self.state.last(s.name)
-            if not due(s, last, self.started, now):
-                continue
+            base = last if last is not None else self.started
+            when = s.next_after(datetime.fromtimestamp(base, UTC)).timestamp()
+            if when <= now:
+                waiting.append((when, s))
+        # The longest-waiting first: a busy group serves its schedules in turn.
+        for _when, s in sorted(waiting, key=lambda pair: pair[0]):
             with self.lock:
-                if s.name in self.running:
-                    continue  # never overlaps itself; the next tick tries again
+                if s.name in self.running or s.group in self.busy_groups:
+                    continue  # never overlaps: the next tick tries again
                 self.running.add(s.name)
+                self.busy_groups.add(s.group)
+            # The start is recorded first: a crash mid-run does not start it again at once.
+            self.state.ran(s.name, now, "running", None)
             started.append(s.name)
-            threading.Thread(
+            thread = threading.Thread(
                 target=self._one, args=(s, now), name=f"schedule-{s.name}", daemon=True
-            ).start()
+            )
+            self.threads = [t for t in self.threads if t.is_alive()] + [thread]
+            thread.start()
         return started
+
+    def join(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for thread in list(self.threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def _one(self, schedule: Schedule, now: float) -> None:
         try:
@@ -270,11 +336,14 @@ class Scheduler:
         finally:
             with self.lock:
                 self.running.discard(schedule.name)
+                self.busy_groups.discard(schedule.group)
 
     def wait_seconds(self, now: float | None = None) -> float:
         now = time.time() if now is None else now
         waits = []
         for s in self.schedules:
+            if s.name in self.running:
+                continue  # its end is what matters; checked at the next tick anyway
             last, _ = self.state.last(s.name)
             base = last if last is not None else self.started
             waits.append(s.next_after(datetime.fromtimestamp(base, UTC)).timestamp() - now)

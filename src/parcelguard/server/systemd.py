@@ -3,7 +3,9 @@
 For sites that prefer systemd to ``parcelguard serve``: a oneshot service that runs
 ``parcelguard scan`` and a timer with ``Persistent=true`` (a run missed while the machine
 was off is made once at boot). The service is sandboxed: no new privileges, a read-only
-system, private /tmp, writable only where the scan store and credential cache live.
+system, private /tmp, writable only in its state folder /var/lib/parcelguard (scan store
+and credential cache; systemd creates it for the account the scan runs as) and, with
+--store elsewhere, that store's folder.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from parcelguard.errors import ParcelguardError
-from parcelguard.paths import state_home
 
 UNIT_DIR = Path("/etc/systemd/system")
+SERVICE_STATE = Path("/var/lib/parcelguard")
 PREFIX = "parcelguard-scan-"
 NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
@@ -65,7 +67,7 @@ def check_calendar(expr: str) -> str:
     if tool is None:
         return expr.strip()
     proc = subprocess.run(
-        [tool, "calendar", expr], capture_output=True, text=True, timeout=20, check=False
+        [tool, "calendar", "--", expr], capture_output=True, text=True, timeout=20, check=False
     )
     if proc.returncode != 0:
         why = " ".join(proc.stderr.strip().splitlines()[-1:])
@@ -81,7 +83,9 @@ def check_calendar(expr: str) -> str:
 
 def render(timer: ScanTimer) -> tuple[str, str]:
     """The service and timer unit files."""
-    store = timer.store or state_home() / "scans.db"
+    # The service's own state (scan store, credential cache) lives in StateDirectory=,
+    # which systemd creates for the account the scan runs as.
+    store = timer.store or SERVICE_STATE / "scans.db"
     argv = [
         sys.executable,
         "-m",
@@ -96,7 +100,7 @@ def render(timer: ScanTimer) -> tuple[str, str]:
         argv += ["--limit", timer.limit]
     if timer.roster:
         argv += ["--roster", str(timer.roster)]
-    writable = sorted({str(store.parent), str(state_home())})
+    extra = "" if store.parent == SERVICE_STATE else f"ReadWritePaths=-{quote(str(store.parent))}\n"
     user = "" if timer.user == "root" else f"User={timer.user}\n"
     service = (
         "# Written by `parcelguard schedule install`; remove with `parcelguard schedule remove`.\n"
@@ -110,6 +114,7 @@ def render(timer: ScanTimer) -> tuple[str, str]:
         "# The system is read-only here: Ansible's inventory code gets its scratch space in\n"
         "# the private /tmp.\n"
         "Environment=ANSIBLE_HOME=/tmp/ansible ANSIBLE_LOCAL_TEMP=/tmp/ansible/tmp\n"
+        "Environment=XDG_STATE_HOME=/var/lib XDG_CACHE_HOME=/tmp/cache\n"
         f"ExecStart={' '.join(quote(a) for a in argv)}\n"
         "# Exit 1 means the scan found failures: the scan itself succeeded.\n"
         "SuccessExitStatus=1\n"
@@ -117,7 +122,9 @@ def render(timer: ScanTimer) -> tuple[str, str]:
         "NoNewPrivileges=yes\n"
         "PrivateTmp=yes\n"
         "ProtectSystem=strict\n"
-        f"ReadWritePaths={' '.join(quote(p) for p in writable)}\n"
+        "StateDirectory=parcelguard\n"
+        "StateDirectoryMode=0700\n"
+        f"{extra}"
         "ProtectKernelTunables=yes\n"
         "ProtectKernelModules=yes\n"
         "ProtectControlGroups=yes\n"
@@ -204,6 +211,7 @@ def _remove(args: argparse.Namespace) -> int:
         raise ScheduleInstallError(f"no schedule {args.name} in {unit_dir}")
     if not args.no_enable:
         _systemctl("disable", "--now", f"{PREFIX}{args.name}.timer")
+        _systemctl("stop", f"{PREFIX}{args.name}.service")  # a scan still running
     for p in paths:
         p.unlink(missing_ok=True)
     if not args.no_enable:
@@ -263,7 +271,7 @@ def add_schedule_parser(subparsers: Any) -> None:
     )
     inst.add_argument("--limit", help="Ansible host pattern within the inventory")
     inst.add_argument("--roster", help="staff roster CSV for the Art. 38 controls")
-    inst.add_argument("--store", help="scan store (default $XDG_STATE_HOME/parcelguard/scans.db)")
+    inst.add_argument("--store", help="scan store (default /var/lib/parcelguard/scans.db)")
     inst.add_argument("--user", default="root", help="account the scan runs as (default root)")
     inst.add_argument("--replace", action="store_true", help="overwrite an installed schedule")
     common(inst)

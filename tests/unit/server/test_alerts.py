@@ -20,8 +20,8 @@ from parcelguard.server import webhook
 from parcelguard.server.alerts import (
     AlertStore,
     WebhookChannel,
+    cleared,
     scan_conditions,
-    still_failing,
 )
 
 SCAN = Path(__file__).parents[2] / "fixtures" / "scans" / "lab-neglected.json"
@@ -94,23 +94,21 @@ def test_each_condition_alerts_once_until_it_clears(tmp_path: Path) -> None:
     host, control = a_passing(base)
     broken = with_status(base, host, control, Status.FAIL, "s2")
     first = store.update(
-        "nightly", "s2", scan_conditions(base, broken, Severity.CRITICAL), still_failing(broken)
+        "nightly", "s2", scan_conditions(base, broken, Severity.CRITICAL), cleared(broken)
     )
     assert len(first) == 1 and len(store.deliveries()) == 1
     # The next scan still finds it failing: no new alert, no new delivery.
     again = store.update(
-        "nightly", "s3", scan_conditions(broken, broken, Severity.CRITICAL), still_failing(broken)
+        "nightly", "s3", scan_conditions(broken, broken, Severity.CRITICAL), cleared(broken)
     )
     assert again == [] and len(store.deliveries()) == 1
     # Fixed: the alert closes. Broken again later: a new alert.
-    store.update(
-        "nightly", "s4", scan_conditions(broken, base, Severity.CRITICAL), still_failing(base)
-    )
+    store.update("nightly", "s4", scan_conditions(broken, base, Severity.CRITICAL), cleared(base))
     assert store.alerts(open_only=True) == [] or all(
         a.control_id != control for a in store.alerts(open_only=True)
     )
     back = store.update(
-        "nightly", "s5", scan_conditions(base, broken, Severity.CRITICAL), still_failing(broken)
+        "nightly", "s5", scan_conditions(base, broken, Severity.CRITICAL), cleared(broken)
     )
     assert len(back) == 1 and back[0].id != first[0].id
 
@@ -148,7 +146,7 @@ def test_webhook_alerts_are_signed_and_failures_are_retried(tmp_path: Path, rece
     host, control = a_passing(base)
     broken = with_status(base, host, control, Status.FAIL, "s2")
     (alert,) = store.update(
-        "nightly", "s2", scan_conditions(base, broken, Severity.CRITICAL), still_failing(broken)
+        "nightly", "s2", scan_conditions(base, broken, Severity.CRITICAL), cleared(broken)
     )
     Receiver.status = 503
     with pytest.raises(OSError, match="503"):
@@ -172,10 +170,61 @@ def test_a_failed_delivery_waits_before_the_next_attempt(tmp_path: Path) -> None
     base = scan()
     host, control = a_passing(base)
     broken = with_status(base, host, control, Status.FAIL, "s2")
-    store.update("n", "s2", scan_conditions(base, broken, Severity.CRITICAL), still_failing(broken))
+    store.update("n", "s2", scan_conditions(base, broken, Severity.CRITICAL), cleared(broken))
     ((delivery_id, _, _),) = store.due(time.time())
     store.failed(delivery_id, "connection refused")
     assert store.due(time.time()) == []
     assert store.due(time.time() + 31)  # 30 s backoff, then again
     store.delivered(delivery_id)
     assert store.due(time.time() + 10_000) == []
+
+
+def test_the_first_scan_is_a_baseline_not_a_flood(tmp_path: Path) -> None:
+    store = AlertStore(tmp_path / "a.db", ["webhook"])
+    first = scan()
+    raised = store.update(
+        "nightly", "s1", scan_conditions(None, first, Severity.HIGH), cleared(first), deliver=False
+    )
+    assert raised  # recorded as open...
+    assert {d["state"] for d in store.deliveries()} == {"baseline"}  # ...and sent nowhere
+    import time
+
+    assert store.due(time.time() + 10_000) == []
+
+
+def test_an_unanswered_host_or_an_error_keeps_alerts_open(tmp_path: Path) -> None:
+    store = AlertStore(tmp_path / "a.db", ["webhook"])
+    base = scan()
+    host, control = a_passing(base)
+    broken = with_status(base, host, control, Status.FAIL, "s2")
+    (alert,) = store.update(
+        "n", "s2", scan_conditions(base, broken, Severity.CRITICAL), cleared(broken)
+    )
+    down = unreachable(broken, host, "s3")
+    store.update("n", "s3", scan_conditions(broken, down, Severity.CRITICAL), cleared(down))
+    errored = with_status(broken, host, control, Status.ERROR, "s4")
+    store.update("n", "s4", scan_conditions(down, errored, Severity.CRITICAL), cleared(errored))
+    assert alert.id in {a.id for a in store.alerts(open_only=True)}
+    # Back and still failing: the same alert, nothing new to send.
+    again = store.update(
+        "n", "s5", scan_conditions(errored, broken, Severity.CRITICAL), cleared(broken)
+    )
+    assert again == []
+
+
+def test_redirects_are_failures_and_retries_keep_their_id(tmp_path: Path, receiver: str) -> None:
+    key = webhook.decode_secret(webhook.new_secret())
+    store = AlertStore(tmp_path / "a.db", ["webhook"])
+    base = scan()
+    host, control = a_passing(base)
+    broken = with_status(base, host, control, Status.FAIL, "s2")
+    (alert,) = store.update(
+        "n", "s2", scan_conditions(base, broken, Severity.CRITICAL), cleared(broken)
+    )
+    Receiver.status = 302
+    with pytest.raises(OSError, match="302"):
+        WebhookChannel(receiver, key).send(alert, "x")
+    Receiver.status = 204
+    WebhookChannel(receiver, key).send(alert, "x")
+    ids = [h["webhook-id"] for h, _ in Receiver.received]
+    assert len(ids) == 2 and ids[0] == ids[1] == f"parcelguard-alert-{alert.id}"

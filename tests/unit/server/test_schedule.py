@@ -56,6 +56,8 @@ def test_good_schedules_parse() -> None:
         ({"name": "x", "every": 60, "action": "reconcile"}, "needs a roster"),
         ({"name": "x", "every": 60, "roster": "/nonexistent.csv"}, "does not exist"),
         ({"name": "x", "every": 60, "at": "02:00"}, "unknown key"),
+        ({"name": "x", "cron": "0 0 2 * * *"}, "five fields"),
+        ({"name": "x", "cron": "0 2 * * *", "timezone": "Mars/Olympus"}, "unknown timezone"),
     ],
 )
 def test_invalid_schedules_are_refused_with_a_clear_error(
@@ -140,3 +142,28 @@ def test_a_failing_run_is_recorded_and_the_schedule_goes_on(tmp_path: Path) -> N
         time.sleep(0.05)
     assert state.runs()["x"]["last_status"] == "error"
     assert any("inventory vanished" in m for m in messages)
+
+
+def test_cron_runs_in_the_schedules_time_zone() -> None:
+    beijing = Schedule("nightly", cron="0 2 * * *", timezone="Asia/Shanghai")
+    after = beijing.next_after(datetime(2026, 11, 28, 12, 0, tzinfo=UTC))
+    assert after.astimezone(UTC) == datetime(2026, 11, 28, 18, 0, tzinfo=UTC)  # 02:00 +08:00
+
+
+def test_two_schedules_of_one_group_never_run_at_once(tmp_path: Path) -> None:
+    state = ScheduleState(tmp_path / "s.db")
+    release = threading.Event()
+
+    def slow(_s: Schedule) -> RunResult:
+        release.wait(5)
+        return RunResult("ok", None, "")
+
+    both = (Schedule("a", every=1, group="dmz"), Schedule("b", every=1, group="dmz"))
+    scheduler = Scheduler(both, state, slow, lambda _m: None)
+    scheduler.started = 0
+    assert scheduler.tick(10) == ["a"]
+    assert state.runs()["a"]["last_status"] == "running"  # the start is recorded at once
+    release.set()
+    scheduler.join(5)
+    assert scheduler.tick(11) == ["b"]
+    scheduler.join(5)

@@ -31,6 +31,7 @@ def test_the_service_is_sandboxed_and_the_timer_catches_up(inventory: Path, tmp_
     )
     for line in (
         "Type=oneshot",
+        "StateDirectory=parcelguard",
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
         "PrivateTmp=yes",
@@ -40,6 +41,10 @@ def test_the_service_is_sandboxed_and_the_timer_catches_up(inventory: Path, tmp_
         assert line in service
     assert '"--limit" "dmz"' in service and f'"{tmp_path / "s.db"}"' in service
     assert "Persistent=true" in timer and "OnCalendar=*-*-* 02:00:00" in timer
+    assert f'ReadWritePaths=-"{tmp_path}"' in service  # the store's own folder
+    default, _ = render(ScanTimer("n", inventory, "daily", user="pgscan"))
+    assert "User=pgscan" in default and '"/var/lib/parcelguard/scans.db"' in default
+    assert "ReadWritePaths" not in default and "XDG_STATE_HOME=/var/lib" in default
 
 
 def test_install_list_remove(
