@@ -127,7 +127,8 @@ def test_a_schedule_scans_on_time_and_a_broken_control_alerts_once(
         assert new[0]["scan"] == second and "parcelguard report --scan" in new[0]["evidence"]
     finally:
         with ssh_client(lab, "web1") as client:
-            run(client, "userdel toor")
+            # -f: userdel refuses a UID that has running processes, and UID 0 always has.
+            assert run(client, "userdel -f toor; ! getent passwd toor")[0] == 0
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
         log.close()
