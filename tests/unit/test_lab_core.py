@@ -41,10 +41,11 @@ class FakePodman(Podman):
     def containers_labelled(self, key: str, value: str) -> list[dict[str, Any]]:
         return [{"Names": [c]} for c in self.containers]
 
-    def remove_container(self, name: str) -> None:
-        if name in self.containers:
-            self.containers.remove(name)
-        self.removed.append(name)
+    def remove_containers(self, names: Sequence[str]) -> None:
+        for name in names:
+            if name in self.containers:
+                self.containers.remove(name)
+            self.removed.append(name)
 
     def run(self, args: Sequence[str], **_: Any) -> subprocess.CompletedProcess[bytes]:
         assert args[0] == "run"

@@ -182,8 +182,7 @@ def up(
         return lab
     except BaseException:
         progress("lab up failed: removing what it created")
-        for c in created_containers:
-            podman.remove_container(c)
+        podman.remove_containers(created_containers)
         for n in created_networks:
             podman.remove_network(n)
         shutil.rmtree(paths.root, ignore_errors=True)
@@ -196,10 +195,9 @@ def down(name: str, *, podman: Podman | None = None, state_root: Path | None = N
     podman = podman or Podman()
     preflight(podman)
     removed: list[str] = []
-    for c in podman.containers_labelled(LABEL, name):
-        cname = c["Names"][0]
-        podman.remove_container(cname)
-        removed.append(f"container {cname}")
+    names = [c["Names"][0] for c in podman.containers_labelled(LABEL, name)]
+    podman.remove_containers(names)
+    removed += [f"container {cname}" for cname in names]
     for n in podman.networks_labelled(LABEL, name):
         podman.remove_network(n)
         removed.append(f"network {n}")

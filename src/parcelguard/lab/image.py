@@ -56,7 +56,7 @@ def ensure_image(podman: Podman, apt_cache: Path, progress: Callable[[str], None
         _build_base(podman, base, apt_cache.parent, progress)
     progress(f"building lab image {ref} (demo services and seeded weaknesses, ~30 s)")
     builder = f"parcelguard-image-build-{ref.rsplit(':', 1)[1]}"
-    podman.remove_container(builder)
+    podman.remove_containers([builder])
     script = setup_script()
     try:
         podman.run(
@@ -91,7 +91,7 @@ def ensure_image(podman: Podman, apt_cache: Path, progress: Callable[[str], None
             timeout=300,
         )
     finally:
-        podman.remove_container(builder)
+        podman.remove_containers([builder])
     return ref
 
 

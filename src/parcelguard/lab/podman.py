@@ -99,8 +99,11 @@ class Podman:
         found = self.json(["ps", "--all", "--format", "json", "--filter", f"label={key}={value}"])
         return list(found)
 
-    def remove_container(self, name: str) -> None:
-        self.run(["rm", "--force", "--time", "5", name], check=False, timeout=120)
+    def remove_containers(self, names: Sequence[str]) -> None:
+        """Remove lab containers at once. They are disposable: no graceful stop (a
+        systemd host waits out its services' stop timeouts, seconds per host)."""
+        if names:
+            self.run(["rm", "--force", "--time", "0", *names], check=False, timeout=600)
 
     def exec(
         self,
