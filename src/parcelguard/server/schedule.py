@@ -180,12 +180,16 @@ class ScheduleState:
             return {r["name"]: dict(r) for r in db.execute("SELECT * FROM schedule_runs")}
 
 
-def due(schedule: Schedule, last_run: float | None, started: float, now: float) -> bool:
-    """Whether ``schedule`` should run at ``now``. Missed slots (downtime) make one run;
-    a schedule never run before counts from the service's start."""
+def next_run(schedule: Schedule, last_run: float | None, started: float) -> float:
+    """When ``schedule`` is next due (epoch seconds). Missed slots (downtime) make one
+    run; a schedule never run before counts from the service's start."""
     base = last_run if last_run is not None else started
-    upcoming = schedule.next_after(datetime.fromtimestamp(base, UTC))
-    return upcoming.timestamp() <= now
+    return schedule.next_after(datetime.fromtimestamp(base, UTC)).timestamp()
+
+
+def due(schedule: Schedule, last_run: float | None, started: float, now: float) -> bool:
+    """Whether ``schedule`` should run at ``now``."""
+    return next_run(schedule, last_run, started) <= now
 
 
 @dataclass(frozen=True)
@@ -294,8 +298,7 @@ class Scheduler:
         waiting = []
         for s in self.schedules:
             last, _ = self.state.last(s.name)
-            base = last if last is not None else self.started
-            when = s.next_after(datetime.fromtimestamp(base, UTC)).timestamp()
+            when = next_run(s, last, self.started)
             if when <= now:
                 waiting.append((when, s))
         # The longest-waiting first: a busy group serves its schedules in turn.
@@ -345,6 +348,5 @@ class Scheduler:
             if s.name in self.running:
                 continue  # its end is what matters; checked at the next tick anyway
             last, _ = self.state.last(s.name)
-            base = last if last is not None else self.started
-            waits.append(s.next_after(datetime.fromtimestamp(base, UTC)).timestamp() - now)
+            waits.append(next_run(s, last, self.started) - now)
         return max(0.5, min([30.0, *waits]))
