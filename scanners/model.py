@@ -128,7 +128,7 @@ class ScanResult:
             "inventory": self.inventory,
             "complete": self.complete,
             "notes": list(self.notes),
-            "hosts": [_host_to_dict(h) for h in self.hosts],
+            "hosts": [host_to_dict(h) for h in self.hosts],
         }
 
     def to_json(self) -> str:
@@ -154,7 +154,7 @@ class ScanResult:
                 inventory=str(data["inventory"]),
                 complete=bool(data.get("complete", True)),
                 notes=tuple(str(n) for n in data.get("notes", ())),
-                hosts=tuple(_host_from_dict(h) for h in data["hosts"]),
+                hosts=tuple(host_from_dict(h) for h in data["hosts"]),
                 schema_version=version,
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -171,7 +171,7 @@ class ScanResult:
         return cls.from_dict(data)
 
 
-def _host_to_dict(h: HostResult) -> dict[str, Any]:
+def host_to_dict(h: HostResult) -> dict[str, Any]:
     return {
         "host": h.host,
         "address": h.address,
@@ -196,7 +196,7 @@ def _host_to_dict(h: HostResult) -> dict[str, Any]:
     }
 
 
-def _host_from_dict(d: Mapping[str, Any]) -> HostResult:
+def host_from_dict(d: Mapping[str, Any]) -> HostResult:
     host = str(d["host"])
     return HostResult(
         host=host,

@@ -7,7 +7,9 @@ next to it answers history questions without parsing every document.
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ from urllib.parse import urlparse
 
 from parcelguard.errors import ParcelguardError
 from parcelguard.paths import state_home
-from parcelguard.scanners.model import ScanResult, SchemaError
+from parcelguard.scanners.model import ScanResult, SchemaError, host_to_dict
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scans (
@@ -39,6 +41,34 @@ CREATE TABLE IF NOT EXISTS results (
 CREATE INDEX IF NOT EXISTS results_host_control ON results(host, control_id);
 CREATE INDEX IF NOT EXISTS scans_started ON scans(started);
 """
+# Version 2 (the dashboard): each host's part of a scan on its own, so a host page reads
+# one host, not a whole fleet's document; each host's newest scan; and the counts of
+# each scan by control and status, so trends need no results scan.
+_SCHEMA_2 = """
+CREATE TABLE IF NOT EXISTS host_scans (
+    scan_id TEXT NOT NULL REFERENCES scans(scan_id) ON DELETE CASCADE,
+    host TEXT NOT NULL,
+    started TEXT NOT NULL,
+    zones TEXT NOT NULL,
+    reachable INTEGER NOT NULL,
+    document TEXT NOT NULL,
+    PRIMARY KEY (scan_id, host)
+);
+CREATE INDEX IF NOT EXISTS host_scans_host ON host_scans(host, started);
+CREATE TABLE IF NOT EXISTS host_latest (
+    host TEXT PRIMARY KEY,
+    scan_id TEXT NOT NULL,
+    started TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS scan_counts (
+    scan_id TEXT NOT NULL REFERENCES scans(scan_id) ON DELETE CASCADE,
+    control_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (scan_id, control_id, status)
+);
+"""
+SCHEMA_VERSION = 2
 
 
 class StoreError(ParcelguardError):
@@ -78,9 +108,12 @@ class ScanStore:
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with self._connect() as db:
-                db.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
+            with closing(sqlite3.connect(path, timeout=30)) as db:
+                db.execute("PRAGMA journal_mode=WAL")  # the dashboard reads while scans land
+                db.executescript(_SCHEMA + _SCHEMA_2)
+                if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                    self._migrate(db)
+        except (OSError, sqlite3.Error, SchemaError) as exc:
             raise StoreError(f"cannot open scan store {path}: {exc}") from exc
 
     @contextmanager
@@ -105,17 +138,62 @@ class ScanStore:
                         scan.to_json(),
                     ),
                 )
-                db.execute("DELETE FROM results WHERE scan_id = ?", (scan.scan_id,))
-                db.executemany(
-                    "INSERT INTO results VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (scan.scan_id, h.host, r.control_id, r.status.value, r.severity.value)
-                        for h in scan.hosts
-                        for r in h.results
-                    ],
-                )
+                self._index(db, scan)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot save scan to {self.path}: {exc}") from exc
+
+    @staticmethod
+    def _index(db: sqlite3.Connection, scan: ScanResult) -> None:
+        """The flat tables of one scan (replaced whole when the scan is saved again)."""
+        for table in ("results", "host_scans", "scan_counts"):
+            db.execute(f"DELETE FROM {table} WHERE scan_id = ?", (scan.scan_id,))  # noqa: S608
+        db.executemany(
+            "INSERT INTO results VALUES (?, ?, ?, ?, ?)",
+            [
+                (scan.scan_id, h.host, r.control_id, r.status.value, r.severity.value)
+                for h in scan.hosts
+                for r in h.results
+            ],
+        )
+        started = scan.started.isoformat()
+        db.executemany(
+            "INSERT INTO host_scans VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    scan.scan_id,
+                    h.host,
+                    started,
+                    " ".join(h.zones),
+                    int(h.reachable),
+                    json.dumps(host_to_dict(h), ensure_ascii=False),
+                )
+                for h in scan.hosts
+            ],
+        )
+        counts = Counter((r.control_id, r.status.value) for h in scan.hosts for r in h.results)
+        db.executemany(
+            "INSERT INTO scan_counts VALUES (?, ?, ?, ?)",
+            [(scan.scan_id, c, s, n) for (c, s), n in counts.items()],
+        )
+        # A host's newest evidence, from whichever scan reached it last (an interrupted
+        # scan's hosts were scanned in full; its missing hosts keep their older state).
+        db.executemany(
+            "INSERT INTO host_latest VALUES (?, ?, ?) ON CONFLICT(host) DO UPDATE SET "
+            "scan_id = excluded.scan_id, started = excluded.started "
+            "WHERE excluded.started >= host_latest.started",
+            [(h.host, scan.scan_id, started) for h in scan.hosts],
+        )
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        """Fill the version-2 tables from the stored documents, once, in one transaction."""
+        with db:
+            ids = [row[0] for row in db.execute("SELECT scan_id FROM scans ORDER BY started")]
+            for scan_id in ids:
+                (document,) = db.execute(
+                    "SELECT document FROM scans WHERE scan_id = ?", (scan_id,)
+                ).fetchone()
+                self._index(db, ScanResult.from_json(document))
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def scans(self, limit: int = 100) -> list[ScanSummary]:
         """The newest scans first."""

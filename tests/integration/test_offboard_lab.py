@@ -229,7 +229,8 @@ class Serve:
             f"listen: 127.0.0.1:{self.port}\ninventory: {lab.paths.inventory}\n"
             f"database: {self.db}\nwebhook:\n  secret_file: {self.secret}\n"
             "scim:\n  domains: [corp.example]\n"
-            "offboarding:\n  retry_base_seconds: 2\n  retry_max_seconds: 5\n",
+            "offboarding:\n  retry_base_seconds: 2\n  retry_max_seconds: 5\n"
+            "dashboard:\n  enabled: false\n",
             encoding="utf-8",
         )
         token = parcelguard("offboard", "token", "add", "entra", "--db", str(self.db))

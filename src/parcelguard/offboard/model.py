@@ -25,6 +25,7 @@ class Source(StrEnum):
     ROSTER = "roster"
     SCIM = "scim"
     WEBHOOK = "webhook"
+    DASHBOARD = "dashboard"
 
 
 class JobState(StrEnum):

@@ -4,6 +4,7 @@ Routes:
   /scim/v2/...        SCIM 2.0 Users, ServiceProviderConfig, Schemas, ResourceTypes
   /webhook/leaver     the signed leaver webhook (when a secret is configured)
   /healthz            liveness and the number of unfinished jobs (no secrets)
+  everything else     the dashboard (parcelguard.dashboard), when it is enabled
 
 Every trigger is written to the durable queue before the response is sent; the worker
 thread picks jobs up at once (it is woken) and retries pending hosts with backoff. After
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import threading
 import time
@@ -23,11 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from scim2_models import Resource
 
+from parcelguard.dashboard.queries import NotFound, Views
 from parcelguard.errors import ParcelguardError
 from parcelguard.offboard.model import LeaverEvent, OffboardError, Source
 from parcelguard.offboard.service import Offboarder, OffboardSettings
 from parcelguard.offboard.store import OffboardStore
 from parcelguard.scanners import store as scan_store
+from parcelguard.scanners.catalog import load_catalog
 from parcelguard.scanners.model import ScanResult
 from parcelguard.server import webhook
 from parcelguard.server.alerts import (
@@ -58,6 +62,7 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 log = logging.getLogger("parcelguard.serve")
+HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
 SECURITY_HEADERS = [
     ("X-Content-Type-Options", "nosniff"),
     ("Cache-Control", "no-store"),
@@ -122,6 +127,86 @@ class Service:
         self.scheduler = Scheduler(
             config.schedules, self.schedule_state, self._run_schedule, self.progress
         )
+        self.catalog = load_catalog()
+        self.views = Views(self.scan_store, self.catalog)
+        self.dashboard: Callable[..., Iterable[bytes]] | None = None
+        if config.dashboard.enabled:
+            from parcelguard.dashboard.accounts import Accounts
+            from parcelguard.dashboard.web import create_app
+
+            self.accounts = Accounts(
+                config.database,
+                idle_seconds=config.dashboard.idle_seconds,
+                absolute_seconds=config.dashboard.absolute_seconds,
+            )
+            done = self.accounts.ensure_admin(
+                config.dashboard.admin_user, config.dashboard.admin_password
+            )
+            self.accounts.audit(
+                "config", "-", "admin account from secret file", config.dashboard.admin_user,
+                done, "-",
+            )  # fmt: skip
+            self.dashboard = create_app(self).wsgi_app
+
+    # -- the dashboard's actions ----------------------------------------------------------
+    def scan_schedules(self) -> list[Schedule]:
+        return [s for s in self.config.schedules if not s.reconcile]
+
+    def schedule_rows(self) -> list[dict[str, Any]]:
+        runs = self.schedule_state.runs()
+        paused = self.schedule_state.paused()
+        rows = []
+        for s in self.config.schedules:
+            run = runs.get(s.name, {})
+            rows.append(
+                {
+                    "schedule": s,
+                    "when": s.cron or f"every {s.every} s",
+                    "last_run": run.get("last_run"),
+                    "last_status": run.get("last_status", "never run"),
+                    "last_scan": run.get("last_scan"),
+                    "paused": paused.get(s.name),
+                    "running": s.name in self.scheduler.running,
+                }
+            )
+        return rows
+
+    def run_schedule_now(self, name: str, actor: str) -> str:
+        schedule = next((s for s in self.config.schedules if s.name == name), None)
+        if schedule is None:
+            return f"no schedule {name!r}; nothing started"
+        if not self.scheduler.start(schedule):
+            return f"{name} (or another run of group {schedule.group}) is running; not started"
+        self.progress(f"schedule {name}: started by {actor} from the dashboard")
+        return f"started {name}: a scan of {schedule.group}; it lands in Scans when done"
+
+    def scan_host_now(self, host: str, actor: str) -> str:
+        from parcelguard.dashboard.web import schedule_for_host
+
+        known = {line.host for line in self.views.hosts()}
+        if host not in known or not HOST_NAME.fullmatch(host):
+            return f"{host!r} is not a host of this fleet's scans; nothing started"
+        schedule = schedule_for_host(host)
+        if not self.scheduler.start(schedule):
+            return f"a scan of {host} is running; not started"
+        self.progress(f"scan of {host} started by {actor} from the dashboard")
+        return f"started a scan of {host}; it lands in Scans when done"
+
+    def render_report(self, scan_id: str, fmt: str, lang: str) -> tuple[str, bytes]:
+        from parcelguard.dashboard.web import report_args
+        from parcelguard.reports import output
+        from parcelguard.reports.cli import build, render_all
+
+        store = scan_store.ScanStore(self.scan_store)
+        try:
+            scan = store.load(scan_id)
+        except ParcelguardError as exc:
+            raise NotFound(exc.message) from exc
+        model = build(scan, report_args(), store, lang)
+        documents = render_all(model, (fmt,))
+        ((name, body),) = documents.items()
+        assert name.startswith(output.file_stem(scan_id, lang))
+        return name, body
 
     # -- triggers -------------------------------------------------------------------------
     def _submit_scim(
@@ -222,6 +307,8 @@ class Service:
                 "200 OK",
                 {"status": "ok", "unfinished_jobs": len(self.store.jobs(open_only=True))},
             )
+        if self.dashboard is not None:
+            return self.dashboard(environ, start_response)
         return _json(start_response, "404 Not Found", {"error": "not found"})
 
     # -- schedules and alerts -------------------------------------------------------------

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,13 +52,18 @@ TOP = frozenset(
         "scans_database",
         "schedules",
         "alerts",
+        "dashboard",
     }
+)
+DASHBOARD = frozenset(
+    {"enabled", "admin_user", "admin_password_file", "session_idle_minutes", "session_max_hours"}
 )
 ALERTS = frozenset(
     {"min_severity", "offboarding_overdue_minutes", "evidence_url", "webhook", "email"}
 )
 EMAIL = frozenset({"host", "port", "from", "to", "username", "password_file", "cafile"})
 DOMAIN = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+ADMIN_NAME = re.compile(r"[a-z][a-z0-9._-]{1,31}")
 OFFBOARDING = frozenset({"protected", "retry_base_seconds", "retry_max_seconds", "forks"})
 
 
@@ -72,6 +77,15 @@ class AlertSettings:
     overdue_minutes: float = 60.0
     evidence_url: str = ""
     channels: tuple[WebhookChannel | EmailChannel, ...] = ()
+
+
+@dataclass(frozen=True)
+class DashboardSettings:
+    enabled: bool
+    admin_user: str = "admin"
+    admin_password: str = field(default="", repr=False)
+    idle_seconds: float = 30 * 60
+    absolute_seconds: float = 12 * 3600
 
 
 @dataclass(frozen=True)
@@ -95,6 +109,7 @@ class ServeConfig:
     retry_max: float
     forks: int
     source: str
+    dashboard: DashboardSettings
 
 
 def _mapping(value: Any, where: str, allowed: frozenset[str]) -> dict[str, Any]:
@@ -211,6 +226,43 @@ def parse_config(data: Any, source: str = "config") -> ServeConfig:
         ),
         forks=int(_number(off.get("forks", 50), "offboarding.forks", 1, 500)),
         source=source,
+        dashboard=_dashboard(top.get("dashboard"), source),
+    )
+
+
+def _dashboard(data: Any, source: str) -> DashboardSettings:
+    """The dashboard is on unless switched off, and never without an admin secret: there
+    is no default account or password."""
+    where = f"{source}: dashboard"
+    d = _mapping(data, where, DASHBOARD)
+    enabled = d.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"{where}.enabled must be true or false")
+    if not enabled:
+        return DashboardSettings(enabled=False)
+    if "admin_password_file" not in d:
+        raise ConfigError(
+            f"{where}.admin_password_file is required: the dashboard has no default password",
+            "parcelguard serve --new-admin-secret /etc/parcelguard/admin.secret, then name it "
+            "under dashboard.admin_password_file (or set dashboard.enabled: false)",
+        )
+    admin = d.get("admin_user", "admin")
+    if not isinstance(admin, str) or not ADMIN_NAME.fullmatch(admin):
+        raise ConfigError(f"{where}.admin_user must be a lower-case account name")
+    secret = load_secret_text(_path(d["admin_password_file"], f"{where}.admin_password_file"))
+    if len(secret) < 12:
+        raise ConfigError(
+            f"{where}.admin_password_file holds fewer than 12 characters",
+            "write a long random one: parcelguard serve --new-admin-secret FILE",
+        )
+    return DashboardSettings(
+        enabled=True,
+        admin_user=admin,
+        admin_password=secret,
+        idle_seconds=60
+        * _number(d.get("session_idle_minutes", 30), f"{where}.session_idle_minutes", 1, 1440),
+        absolute_seconds=3600
+        * _number(d.get("session_max_hours", 12), f"{where}.session_max_hours", 1, 168),
     )
 
 

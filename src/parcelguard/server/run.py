@@ -16,13 +16,16 @@ from parcelguard.scanners.connection import quiet_paramiko
 from parcelguard.server.config import ConfigError, load_config
 
 DESCRIPTION = (
-    "Serve SCIM 2.0 (/scim/v2) and a signed leaver webhook (/webhook/leaver) that start "
-    "offboarding jobs, and run the worker that carries them out and retries pending hosts. "
-    "The configuration file is validated at start-up; see docs/offboarding.md."
+    "Serve the auditors' dashboard (/), SCIM 2.0 (/scim/v2) and a signed leaver webhook "
+    "(/webhook/leaver) that start offboarding jobs; run the worker that carries them out, "
+    "the scheduled scans and the alerts. The configuration file is validated at start-up, "
+    "and the service refuses to start without a dashboard admin secret (there is no "
+    "default password); see docs/continuous-audit.md and docs/offboarding.md."
 )
 EPILOG = """\
 examples:
   parcelguard serve --config /etc/parcelguard/serve.yml
+  parcelguard serve --new-admin-secret /etc/parcelguard/admin.secret
   parcelguard serve --new-webhook-secret /etc/parcelguard/webhook.secret
   parcelguard offboard token add okta        (a SCIM bearer token, stored hashed)"""
 
@@ -31,10 +34,11 @@ def _progress(message: str) -> None:
     print(f"parcelguard serve: {message}", file=sys.stderr, flush=True)
 
 
-def _write_secret(path: Path) -> int:
+def _write_secret(path: Path, admin: bool = False) -> int:
+    from parcelguard.dashboard.accounts import new_password
     from parcelguard.server.webhook import new_secret
 
-    secret = new_secret()
+    secret = new_password() + new_password() if admin else new_secret()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError as exc:
@@ -42,13 +46,18 @@ def _write_secret(path: Path) -> int:
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(secret + "\n")
     print(secret)
-    _progress(f"wrote {path} (mode 0600); give the same secret to the HR system")
+    if admin:
+        _progress(f"wrote {path} (mode 0600); name it as dashboard.admin_password_file")
+    else:
+        _progress(f"wrote {path} (mode 0600); give the same secret to the HR system")
     return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
     if args.new_webhook_secret:
         return _write_secret(Path(args.new_webhook_secret))
+    if args.new_admin_secret:
+        return _write_secret(Path(args.new_admin_secret), admin=True)
     if not args.config:
         raise ConfigError("serve needs --config FILE", "see docs/offboarding.md for an example")
     from cheroot import wsgi
@@ -86,7 +95,8 @@ def _serve(args: argparse.Namespace) -> int:
     scheme = "https" if server.ssl_adapter else "http"
     host, port = server.bind_addr[0], server.bind_addr[1]
     _progress(
-        f"listening on {scheme}://{host}:{port} (SCIM at /scim/v2, webhook at /webhook/leaver)"
+        f"listening on {scheme}://{host}:{port} (SCIM at /scim/v2, webhook at /webhook/leaver"
+        + (", dashboard at /)" if service.dashboard else "; dashboard disabled)")
     )
     worker.start()
     scheduler.start()
@@ -122,5 +132,10 @@ def add_serve_parser(subparsers: Any) -> None:
         "--new-webhook-secret",
         metavar="FILE",
         help="write a new webhook signing secret to FILE (mode 0600), print it, and exit",
+    )
+    p.add_argument(
+        "--new-admin-secret",
+        metavar="FILE",
+        help="write a new dashboard admin password to FILE (mode 0600), print it, and exit",
     )
     p.set_defaults(handler=_serve)

@@ -44,6 +44,11 @@ CREATE TABLE IF NOT EXISTS schedule_runs (
     last_status TEXT NOT NULL,
     last_scan TEXT
 );
+CREATE TABLE IF NOT EXISTS schedule_pauses (
+    name TEXT PRIMARY KEY,
+    paused_by TEXT NOT NULL,
+    paused_at REAL NOT NULL
+);
 """
 
 
@@ -179,6 +184,20 @@ class ScheduleState:
         with self._connect() as db:
             return {r["name"]: dict(r) for r in db.execute("SELECT * FROM schedule_runs")}
 
+    def pause(self, name: str, by: str) -> None:
+        with self._connect() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO schedule_pauses VALUES (?,?,?)", (name, by, time.time())
+            )
+
+    def resume(self, name: str) -> None:
+        with self._connect() as db:
+            db.execute("DELETE FROM schedule_pauses WHERE name=?", (name,))
+
+    def paused(self) -> dict[str, dict[str, Any]]:
+        with self._connect() as db:
+            return {r["name"]: dict(r) for r in db.execute("SELECT * FROM schedule_pauses")}
+
 
 def next_run(schedule: Schedule, last_run: float | None, started: float) -> float:
     """When ``schedule`` is next due (epoch seconds). Missed slots (downtime) make one
@@ -296,27 +315,37 @@ class Scheduler:
         now = time.time() if now is None else now
         started = []
         waiting = []
+        paused = self.state.paused()
         for s in self.schedules:
+            if s.name in paused:
+                continue
             last, _ = self.state.last(s.name)
             when = next_run(s, last, self.started)
             if when <= now:
                 waiting.append((when, s))
         # The longest-waiting first: a busy group serves its schedules in turn.
         for _when, s in sorted(waiting, key=lambda pair: pair[0]):
-            with self.lock:
-                if s.name in self.running or s.group in self.busy_groups:
-                    continue  # never overlaps: the next tick tries again
-                self.running.add(s.name)
-                self.busy_groups.add(s.group)
-            # The start is recorded first: a crash mid-run does not start it again at once.
-            self.state.ran(s.name, now, "running", None)
-            started.append(s.name)
-            thread = threading.Thread(
-                target=self._one, args=(s, now), name=f"schedule-{s.name}", daemon=True
-            )
-            self.threads = [t for t in self.threads if t.is_alive()] + [thread]
-            thread.start()
+            if self.start(s, now):  # a busy one is tried again at the next tick
+                started.append(s.name)
         return started
+
+    def start(self, schedule: Schedule, now: float | None = None) -> bool:
+        """Start one run of ``schedule`` now, unless it or its group is running (False).
+        Also used for runs an operator asks for, paused schedules included."""
+        now = time.time() if now is None else now
+        with self.lock:
+            if schedule.name in self.running or schedule.group in self.busy_groups:
+                return False  # never overlaps
+            self.running.add(schedule.name)
+            self.busy_groups.add(schedule.group)
+        # The start is recorded first: a crash mid-run does not start it again at once.
+        self.state.ran(schedule.name, now, "running", None)
+        thread = threading.Thread(
+            target=self._one, args=(schedule, now), name=f"schedule-{schedule.name}", daemon=True
+        )
+        self.threads = [t for t in self.threads if t.is_alive()] + [thread]
+        thread.start()
+        return True
 
     def join(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -344,8 +373,9 @@ class Scheduler:
     def wait_seconds(self, now: float | None = None) -> float:
         now = time.time() if now is None else now
         waits = []
+        paused = self.state.paused()
         for s in self.schedules:
-            if s.name in self.running:
+            if s.name in self.running or s.name in paused:
                 continue  # its end is what matters; checked at the next tick anyway
             last, _ = self.state.last(s.name)
             waits.append(next_run(s, last, self.started) - now)

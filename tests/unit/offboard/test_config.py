@@ -11,6 +11,9 @@ from parcelguard.server.config import ConfigError, load_config, parse_config
 from parcelguard.server.webhook import new_secret
 
 
+NO_DASHBOARD = {"dashboard": {"enabled": False}}
+
+
 @pytest.fixture
 def inventory(tmp_path: Path) -> str:
     path = tmp_path / "inventory.yml"
@@ -19,7 +22,7 @@ def inventory(tmp_path: Path) -> str:
 
 
 def test_a_minimal_configuration_listens_on_loopback(inventory: str, tmp_path: Path) -> None:
-    config = parse_config({"inventory": inventory, "database": str(tmp_path / "o.db")})
+    config = parse_config({**NO_DASHBOARD, "inventory": inventory, "database": str(tmp_path / "o.db")})
     assert (config.host, config.port, config.webhook_key) == ("127.0.0.1", 8750, None)
 
 
@@ -53,9 +56,9 @@ def test_a_world_readable_webhook_secret_is_refused(inventory: str, tmp_path: Pa
     secret.write_text(new_secret(), encoding="utf-8")
     secret.chmod(0o644)
     with pytest.raises(Exception, match="readable by others"):
-        parse_config({"inventory": inventory, "webhook": {"secret_file": str(secret)}})
+        parse_config({**NO_DASHBOARD, "inventory": inventory, "webhook": {"secret_file": str(secret)}})
     secret.chmod(0o600)
-    config = parse_config({"inventory": inventory, "webhook": {"secret_file": str(secret)}})
+    config = parse_config({**NO_DASHBOARD, "inventory": inventory, "webhook": {"secret_file": str(secret)}})
     assert config.webhook_key is not None
 
 
@@ -72,6 +75,7 @@ def test_schedules_and_alerts_are_read(inventory: str, tmp_path: Path) -> None:
     secret.chmod(0o600)
     config = parse_config(
         {
+            **NO_DASHBOARD,
             "inventory": inventory,
             "schedules": [{"name": "nightly", "cron": "0 2 * * *"}],
             "alerts": {
@@ -108,9 +112,9 @@ def test_bad_alert_settings_are_refused(
     inventory: str, alerts: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(ConfigError, match=message):
-        parse_config({"inventory": inventory, "alerts": alerts})
+        parse_config({**NO_DASHBOARD, "inventory": inventory, "alerts": alerts})
 
 
 def test_an_invalid_schedule_stops_the_service_at_start_up(inventory: str) -> None:
     with pytest.raises(ConfigError, match="invalid cron expression"):
-        parse_config({"inventory": inventory, "schedules": [{"name": "x", "cron": "0 25 * * *"}]})
+        parse_config({**NO_DASHBOARD, "inventory": inventory, "schedules": [{"name": "x", "cron": "0 25 * * *"}]})

@@ -105,6 +105,7 @@ def client(tmp_path: Path) -> Iterator[Client]:
             "database": str(tmp_path / "off.db"),
             "offboarding": {"protected": ["deploy"]},
             "scim": {"domains": ["corp.example"]},
+            "dashboard": {"enabled": False},
         }
     )
     service = Service(config, progress=lambda _m: None)

@@ -1,0 +1,1 @@
+"""The auditors' dashboard of ``parcelguard serve``: Flask pages over the scan store."""

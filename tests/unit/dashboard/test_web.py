@@ -1,0 +1,268 @@
+"""The dashboard's pages, roles, sessions, CSRF and audit log, through Flask's client."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from parcelguard.server.config import ConfigError, parse_config
+from parcelguard.server.schedule import RunResult, Schedule
+from tests.unit.dashboard.conftest import ADMIN_SECRET, Dash, csrf_of, login, make_service
+
+READ_PAGES = ["/", "/hosts", "/hosts/web1", "/articles/38", "/scans", "/offboarding"]
+
+
+def test_every_page_needs_a_login(dash: Dash) -> None:
+    client = dash.client()
+    for path in [*READ_PAGES, "/admin", "/scans/scan-two", "/drift?before=a&after=b"]:
+        response = client.get(path)
+        assert response.status_code == 302, path
+        assert response.headers["Location"].startswith("/login?next=")
+
+
+@pytest.mark.parametrize("role", ["auditor", "operator", "admin"])
+def test_each_role_reads_every_page(dash: Dash, role: str) -> None:
+    client = dash.client(role)
+    for path in [*READ_PAGES, f"/scans/{dash.second.scan_id}"]:
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert f"{role} ({role})" in response.get_data(as_text=True)
+        assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+        assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_the_fleet_page_shows_articles_zones_and_trend(dash: Dash) -> None:
+    page = dash.client("auditor").get("/").get_data(as_text=True)
+    hosts = len(dash.first.hosts)
+    assert f"{hosts} hosts" in page
+    assert "Art. 38" in page and "polyline" in page
+    for zone in {z for h in dash.first.hosts for z in h.zones}:
+        assert f"<td>{zone}</td>" in page
+
+
+def test_drift_shows_the_regression(dash: Dash) -> None:
+    client = dash.client("auditor")
+    scan_page = client.get(f"/scans/{dash.second.scan_id}").get_data(as_text=True)
+    assert f"before={dash.first.scan_id}" in scan_page.replace("&amp;", "&")
+    page = client.get(f"/drift?before={dash.first.scan_id}&after={dash.second.scan_id}").get_data(
+        as_text=True
+    )
+    assert "Regressed (now FAIL or ERROR): 1" in page
+    assert dash.regressed in page and "Fixed: 0" in page
+    host = client.get(f"/hosts/web1?scan={dash.second.scan_id}").get_data(as_text=True)
+    assert "regressed in the test" in host
+
+
+def test_reports_download_in_every_format(dash: Dash) -> None:
+    client = dash.client("auditor")
+    for fmt, magic in [("json", b"{"), ("csv", b""), ("md", b"#"), ("html", b"<!doctype")]:
+        response = client.get(f"/scans/{dash.second.scan_id}/report.{fmt}")
+        assert response.status_code == 200, fmt
+        assert response.data.lower().startswith(magic)
+        assert "attachment" in response.headers["Content-Disposition"]
+    assert client.get(f"/scans/{dash.second.scan_id}/report.exe").status_code == 404
+    assert client.get("/scans/nope/report.json").status_code == 404
+
+
+def test_an_auditor_cannot_start_a_scan_or_offboarding(dash: Dash) -> None:
+    client = dash.client("auditor")
+    assert 'id="scan-now"' not in client.get("/").get_data(as_text=True)
+    token = csrf_of(client)
+    assert client.post("/actions/scan", data={"csrf": token, "schedule": "web"}).status_code == 403
+    response = client.post(
+        "/actions/offboard", data={"csrf": token, "username": "lihua", "ticket": "T-1"}
+    )
+    assert response.status_code == 403
+    assert client.get("/admin").status_code == 403
+    assert dash.service.store.jobs() == []
+    refused = [e for e in dash.service.accounts.audit_log() if e.outcome.startswith("refused")]
+    assert {e.user for e in refused} == {"auditor"} and len(refused) == 3
+
+
+def test_an_operator_starts_a_scan_but_cannot_administer(dash: Dash) -> None:
+    started: list[str] = []
+
+    def run(schedule: Schedule) -> RunResult:
+        started.append(schedule.group)
+        return RunResult("ok", None, "")
+
+    dash.service.scheduler.run = run
+    client = dash.client("operator")
+    token = csrf_of(client)
+    page = client.post("/actions/scan", data={"csrf": token, "schedule": "web"})
+    assert page.status_code == 200 and "started web" in page.get_data(as_text=True)
+    page = client.post("/actions/scan", data={"csrf": token, "host": "web1"})
+    assert "started a scan of web1" in page.get_data(as_text=True)
+    page = client.post("/actions/scan", data={"csrf": token, "host": "all"})
+    assert "not a host of this fleet" in page.get_data(as_text=True)
+    dash.service.scheduler.join(timeout=5)
+    assert sorted(started) == ["web", "web1"]
+    runs = dash.service.schedule_state.runs()
+    assert runs["web"]["last_status"] == "ok" and runs["now-web1"]["last_status"] == "ok"
+    assert client.get("/admin").status_code == 403
+    assert (
+        client.post(
+            "/admin/users", data={"csrf": token, "name": "eve", "role": "admin"}
+        ).status_code
+        == 403
+    )
+    assert dash.service.accounts.user("eve") is None
+
+
+def test_a_post_without_the_session_csrf_token_is_refused(dash: Dash) -> None:
+    client = dash.client("operator")
+    assert client.post("/actions/scan", data={"schedule": "web"}).status_code == 403
+    assert (
+        client.post("/actions/scan", data={"csrf": "x" * 43, "schedule": "web"}).status_code == 403
+    )
+    other = dash.client("admin")
+    stolen = csrf_of(other)
+    assert client.post("/actions/scan", data={"csrf": stolen, "schedule": "web"}).status_code == 403
+    cross = client.post(
+        "/actions/scan",
+        data={"csrf": csrf_of(client), "schedule": "web"},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert cross.status_code == 403
+
+
+def test_login_failures_are_audited_and_throttled(dash: Dash) -> None:
+    client = dash.client()
+    for _ in range(5):
+        assert login(client, "operator", "wrong password!").status_code == 401
+    # the right password is refused too while the account is throttled
+    response = login(client, "operator", dash.passwords["operator"])
+    assert response.status_code == 401
+    assert "15 minutes" in response.get_data(as_text=True)
+    outcomes = [e.outcome for e in dash.service.accounts.audit_log() if e.action == "login"]
+    assert outcomes.count("failed: wrong password") == 5 and "failed: throttled" in outcomes
+    # an unknown name fails the same way
+    assert login(client, "nobody", "whatever").status_code == 401
+
+
+def test_the_session_cookie_is_httponly_strict_and_ends_at_logout(dash: Dash) -> None:
+    client = dash.client()
+    response = login(client, "auditor", dash.passwords["auditor"])
+    cookie = response.headers.getlist("Set-Cookie")
+    session_cookie = next(c for c in cookie if c.startswith("pg_session="))
+    assert "HttpOnly" in session_cookie and "SameSite=Strict" in session_cookie
+    token = session_cookie.split(";")[0].split("=", 1)[1]
+    # only its digest is stored
+    assert dash.service.accounts.session(token) is not None
+    import sqlite3
+
+    with sqlite3.connect(dash.service.config.database) as db:
+        stored = [r[0] for r in db.execute("SELECT digest FROM dash_sessions")]
+    assert token not in stored and len(stored) == 1
+    client.post("/logout", data={"csrf": csrf_of(client)})
+    assert dash.service.accounts.session(token) is None
+    assert client.get("/").status_code == 302
+
+
+def test_login_redirects_only_within_the_site(dash: Dash) -> None:
+    client = dash.client()
+    page = client.get("/login?next=//evil.example/x").get_data(as_text=True)
+    assert "evil.example" not in page
+
+
+def test_an_admin_creates_an_account_shown_once_and_disables_it(dash: Dash) -> None:
+    client = dash.client("admin")
+    token = csrf_of(client, "/admin")
+    page = client.post("/admin/users", data={"csrf": token, "name": "wang.fang", "role": "auditor"})
+    text = page.get_data(as_text=True)
+    import re
+
+    password = re.search(r'<pre id="secret">([^<]+)</pre>', text)
+    assert password
+    other = dash.client()
+    assert login(other, "wang.fang", password.group(1)).status_code == 302
+    assert other.get("/").status_code == 200
+    client.post("/admin/users/wang.fang/disable", data={"csrf": token})
+    assert other.get("/").status_code == 302  # its session ended at once
+    assert "ADMIN_SECRET" not in text and ADMIN_SECRET not in text
+    actions = {e.action for e in dash.service.accounts.audit_log()}
+    assert {"create account", "disable account", "login"} <= actions
+
+
+def test_an_admin_creates_and_revokes_scim_tokens_stored_hashed(dash: Dash) -> None:
+    client = dash.client("admin")
+    token = csrf_of(client, "/admin")
+    text = client.post("/admin/tokens", data={"csrf": token, "name": "okta"}).get_data(as_text=True)
+    assert "pgt_" in text
+    secret = text.split('<pre id="secret">')[1].split("<")[0]
+    assert dash.service.store.token_digests() and secret not in str(
+        dash.service.store.token_digests()
+    )
+    client.post("/admin/tokens/okta/revoke", data={"csrf": token})
+    assert dash.service.store.token_names() == []
+
+
+def test_an_admin_pauses_and_resumes_a_schedule(dash: Dash) -> None:
+    client = dash.client("admin")
+    token = csrf_of(client, "/admin")
+    client.post("/admin/schedules/web/pause", data={"csrf": token})
+    assert "web" in dash.service.schedule_state.paused()
+    assert dash.service.scheduler.tick(now=10**12) == []
+    client.post("/admin/schedules/web/resume", data={"csrf": token})
+    assert dash.service.schedule_state.paused() == {}
+    assert client.post("/admin/schedules/nope/pause", data={"csrf": token}).status_code == 404
+
+
+def test_the_audit_log_is_append_only(dash: Dash) -> None:
+    import sqlite3
+
+    dash.client("auditor").get("/hosts")
+    with sqlite3.connect(dash.service.config.database) as db:
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            db.execute("DELETE FROM dash_audit")
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            db.execute("UPDATE dash_audit SET user = 'x'")
+    views = [e for e in dash.service.accounts.audit_log() if e.target == "/hosts"]
+    assert views and views[0].user == "auditor" and views[0].outcome == "200"
+
+
+def test_hostile_text_from_a_host_is_escaped(dash: Dash, tmp_path: Path) -> None:
+    import dataclasses
+
+    from parcelguard.scanners.store import ScanStore
+
+    h = dash.second.hosts[0]
+    r = dataclasses.replace(h.results[0], summary="<script>alert(1)</script>")
+    evil = dataclasses.replace(
+        dash.second,
+        scan_id="scan-evil",
+        hosts=(dataclasses.replace(h, results=(r, *h.results[1:])),),
+    )
+    ScanStore(tmp_path / "scans.db").save(evil)
+    page = dash.client("auditor").get(f"/hosts/{h.host}?scan=scan-evil").get_data(as_text=True)
+    assert "<script>alert(1)" not in page and "&lt;script&gt;" in page
+
+
+def test_the_service_needs_an_admin_secret(tmp_path: Path) -> None:
+    inventory = tmp_path / "inv.yml"
+    inventory.write_text("all: {}\n")
+    with pytest.raises(ConfigError, match="admin_password_file is required"):
+        parse_config({"inventory": str(inventory)})
+    short = tmp_path / "short"
+    short.write_text("admin\n")
+    short.chmod(0o600)
+    with pytest.raises(ConfigError, match="fewer than 12"):
+        parse_config(
+            {"inventory": str(inventory), "dashboard": {"admin_password_file": str(short)}}
+        )
+    short.chmod(0o644)
+    with pytest.raises(ConfigError, match="readable by others"):
+        parse_config(
+            {"inventory": str(inventory), "dashboard": {"admin_password_file": str(short)}}
+        )
+    config = parse_config({"inventory": str(inventory), "dashboard": {"enabled": False}})
+    assert not config.dashboard.enabled
+
+
+def test_a_changed_admin_secret_replaces_the_old_password(tmp_path: Path) -> None:
+    service = make_service(tmp_path)
+    assert isinstance(service.accounts.login("admin", ADMIN_SECRET), tuple)
+    again = make_service(tmp_path, "another long admin secret")
+    assert again.accounts.login("admin", ADMIN_SECRET) == "wrong password"
+    assert isinstance(again.accounts.login("admin", "another long admin secret"), tuple)
