@@ -1,5 +1,8 @@
-"""Continuous audit on the lab: a schedule scans on time, and breaking a control on a lab
-host produces exactly one alert at a local webhook receiver, once per condition."""
+"""Continuous audit on the lab: a schedule scans on time, breaking a control on a lab
+host produces exactly one alert at a local webhook receiver, once per condition, and the
+dashboard (over TLS, in Debian's Chromium) shows the regression and its drift to each
+role: an operator starts a scan, an auditor is refused. Screenshots are kept under
+artifacts/dashboard/."""
 
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from parcelguard.server import webhook
 from tests.integration.conftest import parcelguard, run, ssh_client
 
 pytestmark = pytest.mark.lab
+ROOT = Path(__file__).parents[2]
 
 EVERY = 10  # seconds between scheduled scans of web1
 
@@ -85,20 +89,156 @@ def next_scan(db: Path, after: str | None, timeout: float = 90) -> tuple[float, 
     raise AssertionError("no scheduled scan within the time allowed")
 
 
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1, made for this test (the browser ignores its issuer)."""
+    from datetime import UTC, datetime, timedelta
+    from ipaddress import IPv4Address
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1"))]), False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "tls.crt", folder / "tls.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+def dashboard(base: str, admin_password: str, db: Path, scans: tuple[str, str]) -> None:
+    """Each role in a real browser: the admin makes the accounts and pauses the schedule,
+    the operator sees the regression and its drift and starts a scan, the auditor reads
+    and is refused."""
+    from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, require
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    shots = ROOT / "artifacts" / "dashboard"
+    shots.mkdir(parents=True, exist_ok=True)
+    first, second = scans
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=require(CHROMIUM), args=CHROMIUM_ARGS)
+
+        def sign_in(name: str, password: str) -> Any:
+            context = browser.new_context(
+                ignore_https_errors=True, viewport={"width": 1280, "height": 900}
+            )
+            page = context.new_page()
+            page.goto(base + "/")
+            assert "/login" in page.url
+            page.fill("#username", name)
+            page.fill("#password", password)
+            page.click("button[type=submit]")
+            assert page.text_content("#whoami") == f"{name} ({role_of[name]})"
+            cookie = next(c for c in context.cookies() if c["name"].startswith("__Host-"))
+            assert cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+            return page
+
+        role_of = {"admin": "admin", "ops": "operator", "audit": "auditor"}
+        admin = sign_in("admin", admin_password)
+        passwords = {}
+        for name, role in (("ops", "operator"), ("audit", "auditor")):
+            admin.goto(base + "/admin")
+            admin.fill("#name", name)
+            admin.select_option("#role", role)
+            admin.click("#add-account")
+            passwords[name] = (admin.text_content("#secret") or "").strip()
+            assert len(passwords[name]) >= 20
+        # Paused, so that the operator's scan is the next one and nothing overlaps it.
+        admin.goto(base + "/admin")
+        admin.click("form[action='/admin/schedules/web-often/pause'] button")
+        admin.screenshot(path=str(shots / "admin.png"), full_page=True)
+
+        ops = sign_in("ops", passwords["ops"])
+        ops.goto(base + "/")
+        assert "web1" in (ops.text_content("main") or "")
+        ops.screenshot(path=str(shots / "operator-fleet.png"), full_page=True)
+        ops.goto(f"{base}/drift?before={first}&after={second}")
+        regressed = ops.text_content("table.drift-regressed") or ""
+        assert "web1" in regressed and "PG-PRIV-004" in regressed, regressed
+        assert "Regressed (now FAIL or ERROR): 1" in (ops.text_content("#regressed") or "")
+        ops.screenshot(path=str(shots / "operator-drift.png"), full_page=True)
+        ops.goto(base + "/hosts/web1")
+        assert "PG-PRIV-004" in (ops.text_content("tr#PG-PRIV-004") or "")
+        _, before = last_scan(db)
+        ops.goto(base + "/scans")
+        ops.select_option("#schedule", "web-often")
+        ops.click("#scan-now")
+        assert "started web-often" in (ops.text_content("#outcome") or "")
+        ops.screenshot(path=str(shots / "operator-scan-started.png"), full_page=True)
+        _, started = next_scan(db, before)
+        ops.goto(f"{base}/hosts/web1")  # the host page now shows the operator's scan
+        assert started in (ops.text_content("main p") or "")
+        assert "FAIL" in (ops.text_content("tr#PG-PRIV-004") or "")  # toor is still there
+
+        audit = sign_in("audit", passwords["audit"])
+        audit.goto(base + "/scans")
+        assert audit.locator("#scan-now").count() == 0
+        csrf = audit.get_attribute("input[name=csrf]", "value")
+        refused = audit.request.post(
+            base + "/actions/scan",
+            form={"csrf": csrf or "", "schedule": "web-often"},
+            headers={"Origin": base},
+        )
+        assert refused.status == 403
+        audit.goto(base + "/admin")
+        assert "You may not do this" in (audit.text_content("main") or "")
+        audit.screenshot(path=str(shots / "auditor-refused.png"), full_page=True)
+        audit.goto(f"{base}/drift?before={first}&after={second}")
+        assert "PG-PRIV-004" in (audit.text_content("table.drift-regressed") or "")
+        browser.close()
+    with sqlite3.connect(db) as conn:
+        log = conn.execute("SELECT user, action, outcome FROM dash_audit").fetchall()
+    assert (
+        "ops",
+        "start scan",
+        "started web-often: a scan of web1; it lands in Scans when done",
+    ) in log
+    assert ("audit", "POST scan_now", "refused: needs operator") in log
+
+
 def test_a_schedule_scans_on_time_and_a_broken_control_alerts_once(
     lab: core.Lab, tmp_path: Path, receiver: str
 ) -> None:
     secret = tmp_path / "alerts.secret"
     assert parcelguard("serve", "--new-webhook-secret", str(secret)).returncode == 0
     Receiver.key = webhook.load_secret(secret)
+    admin_secret = tmp_path / "admin.secret"
+    assert parcelguard("serve", "--new-admin-secret", str(admin_secret)).returncode == 0
+    certificate, key = self_signed(tmp_path)
     db = tmp_path / "service.db"
     config = tmp_path / "serve.yml"
+    port = free_port()
     config.write_text(
-        f"listen: 127.0.0.1:{free_port()}\ninventory: {lab.paths.inventory}\ndatabase: {db}\n"
+        f"listen: 127.0.0.1:{port}\ninventory: {lab.paths.inventory}\ndatabase: {db}\n"
+        f"tls: {{certificate: {certificate}, key: {key}}}\n"
         f"scans_database: {tmp_path / 'scans.db'}\n"
         f"schedules:\n  - {{name: web-often, every: {EVERY}, group: web1}}\n"
         f"alerts:\n  min_severity: critical\n"
-        f"  webhook: {{url: '{receiver}', secret_file: {secret}}}\n",
+        f"  webhook: {{url: '{receiver}', secret_file: {secret}}}\n"
+        f"dashboard: {{admin_password_file: {admin_secret}}}\n",
         encoding="utf-8",
     )
     log = (tmp_path / "serve.log").open("wb")
@@ -125,6 +265,13 @@ def test_a_schedule_scans_on_time_and_a_broken_control_alerts_once(
             ("regression", "web1", "PG-PRIV-004")
         ], new
         assert new[0]["scan"] == second and "parcelguard report --scan" in new[0]["evidence"]
+
+        dashboard(
+            f"https://127.0.0.1:{port}",
+            admin_secret.read_text().strip(),
+            db,
+            (first, second),
+        )
     finally:
         with ssh_client(lab, "web1") as client:
             # -f: userdel refuses a UID that has running processes, and UID 0 always has.

@@ -149,13 +149,16 @@ def create_app(service: Service) -> Flask:
         origin = request.headers.get("Origin")
         if origin is None:
             return True  # not sent by every client; the CSRF token still decides
-        return origin == request.host_url.rstrip("/")
+        # The scheme is the service's own (TLS or not), not what the WSGI server says.
+        return origin == f"{'https' if secure else 'http'}://{request.host}"
 
     @app.after_request
     def headers(response: Response) -> Response:
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        # same-origin, not no-referrer: with no-referrer Chromium sends "Origin: null" on
+        # form posts, which the origin check must refuse.
+        response.headers["Referrer-Policy"] = "same-origin"
         response.headers["X-Frame-Options"] = "DENY"
         response.headers.setdefault("Cache-Control", "no-store")
         if secure:
@@ -203,7 +206,11 @@ def create_app(service: Service) -> Flask:
         if not target.startswith("/") or target.startswith("//") or "\\" in target:
             target = "/"
         if request.method == "GET":
-            nonce = secrets.token_urlsafe(24)
+            # One nonce per browser until it signs in: a second GET (another tab, or the
+            # favicon request a browser makes and that is redirected here) keeps it.
+            nonce = request.cookies.get(login_cookie, "")
+            if not 20 <= len(nonce) <= 64:
+                nonce = secrets.token_urlsafe(24)
             page = render_template("login.html", nonce=nonce, next=target, error=None)
             response = Response(page)
             response.set_cookie(

@@ -35,7 +35,7 @@ def test_each_role_reads_every_page(dash: Dash, role: str) -> None:
 def test_the_fleet_page_shows_articles_zones_and_trend(dash: Dash) -> None:
     page = dash.client("auditor").get("/").get_data(as_text=True)
     hosts = len(dash.first.hosts)
-    assert f"{hosts} hosts" in page
+    assert f"{hosts} host{'s' if hosts != 1 else ''}," in page
     assert "Art. 38" in page and "polyline" in page
     for zone in {z for h in dash.first.hosts for z in h.zones}:
         assert f"<td>{zone}</td>" in page
@@ -266,3 +266,31 @@ def test_a_changed_admin_secret_replaces_the_old_password(tmp_path: Path) -> Non
     again = make_service(tmp_path, "another long admin secret")
     assert again.accounts.login("admin", ADMIN_SECRET) == "wrong password"
     assert isinstance(again.accounts.login("admin", "another long admin secret"), tuple)
+
+
+def test_a_second_visit_to_the_login_page_keeps_its_nonce(dash: Dash) -> None:
+    """Browsers fetch /favicon.ico, which is redirected to the login page: that must not
+    replace the nonce of the form already shown."""
+    client = dash.client()
+    first = client.get("/login").get_data(as_text=True)
+    assert client.get("/favicon.ico").status_code == 302
+    client.get("/login?next=/favicon.ico")
+    nonce = first.split('name="nonce" value="')[1].split('"')[0]
+    signed_in = client.post(
+        "/login",
+        data={"nonce": nonce, "username": "auditor", "password": dash.passwords["auditor"]},
+    )
+    assert signed_in.status_code == 302
+
+
+def test_an_empty_store_shows_empty_pages(tmp_path: Path) -> None:
+    from parcelguard.dashboard.web import create_app
+
+    service = make_service(tmp_path)
+    client = create_app(service).test_client()
+    assert login(client, "admin", ADMIN_SECRET).status_code == 302
+    for path in ("/", "/hosts", "/scans"):
+        page = client.get(path)
+        assert page.status_code == 200 and "No scan has been stored yet" in page.get_data(
+            as_text=True
+        ), path
