@@ -1,8 +1,11 @@
 """The scan store: every scan kept with its evidence, for history, drift and trends.
 
 SQLite by default (``$XDG_STATE_HOME/parcelguard/scans.db``); ``--store`` takes a path or
-a ``sqlite:///`` URL. The canonical JSON document is stored whole; a flat results table
-next to it answers history questions without parsing every document.
+a ``sqlite:///`` URL. A scan's canonical JSON document is kept in two parts, each stored
+once: its header (``scans.document``, with an empty host list) and each host's part
+(``host_scans.document``, in the scan's order); ``load`` puts them together again. Flat
+tables next to them answer history, trend and drift questions without parsing documents.
+Stores of schema 1 (whole documents) are converted when first opened.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from urllib.parse import urlparse
 
 from parcelguard.errors import ParcelguardError
 from parcelguard.paths import state_home
-from parcelguard.scanners.model import ScanResult, SchemaError, host_to_dict
+from parcelguard.scanners.model import ScanResult, SchemaError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scans (
@@ -48,6 +51,7 @@ _SCHEMA_2 = """
 CREATE TABLE IF NOT EXISTS host_scans (
     scan_id TEXT NOT NULL REFERENCES scans(scan_id) ON DELETE CASCADE,
     host TEXT NOT NULL,
+    position INTEGER NOT NULL,
     started TEXT NOT NULL,
     zones TEXT NOT NULL,
     reachable INTEGER NOT NULL,
@@ -126,25 +130,28 @@ class ScanStore:
     def save(self, scan: ScanResult) -> None:
         try:
             with self._connect() as db:
-                db.execute(
-                    "INSERT OR REPLACE INTO scans VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        scan.scan_id,
-                        scan.started.isoformat(),
-                        scan.finished.isoformat(),
-                        scan.inventory,
-                        int(scan.complete),
-                        scan.schema_version,
-                        scan.to_json(),
-                    ),
-                )
-                self._index(db, scan)
+                self._write(db, scan)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot save scan to {self.path}: {exc}") from exc
 
     @staticmethod
-    def _index(db: sqlite3.Connection, scan: ScanResult) -> None:
-        """The flat tables of one scan (replaced whole when the scan is saved again)."""
+    def _write(db: sqlite3.Connection, scan: ScanResult) -> None:
+        """Every table's rows of one scan (replaced whole when the scan is saved again)."""
+        header = scan.to_dict()
+        hosts = header.pop("hosts")
+        header["hosts"] = []
+        db.execute(
+            "INSERT OR REPLACE INTO scans VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                scan.scan_id,
+                scan.started.isoformat(),
+                scan.finished.isoformat(),
+                scan.inventory,
+                int(scan.complete),
+                scan.schema_version,
+                json.dumps(header, ensure_ascii=False),
+            ),
+        )
         for table in ("results", "host_scans", "scan_counts"):
             db.execute(f"DELETE FROM {table} WHERE scan_id = ?", (scan.scan_id,))  # noqa: S608
         db.executemany(
@@ -157,17 +164,18 @@ class ScanStore:
         )
         started = scan.started.isoformat()
         db.executemany(
-            "INSERT INTO host_scans VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO host_scans VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     scan.scan_id,
                     h.host,
+                    position,
                     started,
                     " ".join(h.zones),
                     int(h.reachable),
-                    json.dumps(host_to_dict(h), ensure_ascii=False),
+                    json.dumps(document, ensure_ascii=False),
                 )
-                for h in scan.hosts
+                for position, (h, document) in enumerate(zip(scan.hosts, hosts, strict=True))
             ],
         )
         counts = Counter((r.control_id, r.status.value) for h in scan.hosts for r in h.results)
@@ -185,14 +193,19 @@ class ScanStore:
         )
 
     def _migrate(self, db: sqlite3.Connection) -> None:
-        """Fill the version-2 tables from the stored documents, once, in one transaction."""
+        """Split schema-1 documents and fill the new tables, once, in one transaction. A
+        document this version cannot read is left whole (``load`` still reads it then)."""
         with db:
             ids = [row[0] for row in db.execute("SELECT scan_id FROM scans ORDER BY started")]
             for scan_id in ids:
                 (document,) = db.execute(
                     "SELECT document FROM scans WHERE scan_id = ?", (scan_id,)
                 ).fetchone()
-                self._index(db, ScanResult.from_json(document))
+                try:
+                    scan = ScanResult.from_json(document)
+                except SchemaError:
+                    continue
+                self._write(db, scan)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def scans(self, limit: int = 100) -> list[ScanSummary]:
@@ -208,11 +221,22 @@ class ScanStore:
     def load(self, scan_id: str) -> ScanResult:
         with self._connect() as db:
             row = db.execute("SELECT document FROM scans WHERE scan_id = ?", (scan_id,)).fetchone()
-        if row is None:
-            raise StoreError(f"no scan {scan_id!r} in {self.path}")
+            if row is None:
+                raise StoreError(f"no scan {scan_id!r} in {self.path}")
+            hosts = db.execute(
+                "SELECT document FROM host_scans WHERE scan_id = ? ORDER BY position", (scan_id,)
+            ).fetchall()
         try:
-            return ScanResult.from_json(row[0])
-        except SchemaError as exc:
+            try:
+                data = json.loads(row[0])
+            except ValueError as exc:
+                raise SchemaError(f"not valid JSON: {exc}") from exc
+            if not isinstance(data, dict):
+                raise SchemaError("not a parcelguard results document")
+            if not data.get("hosts"):  # a split document (a whole one keeps its hosts)
+                data["hosts"] = [json.loads(h[0]) for h in hosts]
+            return ScanResult.from_dict(data)
+        except (SchemaError, ValueError) as exc:
             raise StoreError(f"scan {scan_id} in {self.path}: {exc}") from exc
 
     def latest(self, before: str | None = None) -> ScanResult | None:

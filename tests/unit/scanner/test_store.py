@@ -238,3 +238,35 @@ def test_a_resolved_url_opens_a_working_store(tmp_path: Path) -> None:
     store.save(make_scan("s1", T0))
     assert (tmp_path / "via-url.db").is_file()
     assert store.load("s1").hosts[0].host == "db1"
+
+
+def test_a_schema_1_store_is_converted_when_opened(tmp_path: Path) -> None:
+    """Stores written before the dashboard hold whole documents and no host tables."""
+    path = tmp_path / "old.db"
+    scans = [make_scan("s1", T0), make_scan("s2", T0 + timedelta(hours=1))]
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "CREATE TABLE scans (scan_id TEXT PRIMARY KEY, started TEXT NOT NULL, "
+            "finished TEXT NOT NULL, inventory TEXT NOT NULL, complete INTEGER NOT NULL, "
+            "schema_version INTEGER NOT NULL, document TEXT NOT NULL);"
+        )
+        for scan in scans:
+            db.execute(
+                "INSERT INTO scans VALUES (?, ?, ?, ?, 1, 1, ?)",
+                (scan.scan_id, scan.started.isoformat(), scan.finished.isoformat(),
+                 scan.inventory, scan.to_json()),
+            )  # fmt: skip
+        db.execute(
+            "INSERT INTO scans VALUES ('bad', '2020-01-01', '2020-01-01', 'x', 1, 99, "
+            "'{\"schema_version\": 99}')"
+        )
+    store = ScanStore(path)
+    assert [store.load(s.scan_id) for s in scans] == scans
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        header = db.execute("SELECT document FROM scans WHERE scan_id = 's2'").fetchone()[0]
+        latest = dict(db.execute("SELECT host, scan_id FROM host_latest").fetchall())
+    assert '"hosts": []' in header  # each host's part is stored once, in host_scans
+    assert set(latest.values()) == {"s2"}
+    with pytest.raises(StoreError, match="schema 99"):
+        store.load("bad")
