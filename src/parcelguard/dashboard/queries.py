@@ -147,7 +147,13 @@ def drift_kind(before: str, after: str) -> str:
 
 
 class Views:
-    """Read-only queries of one scan store."""
+    """Read-only queries of one scan store.
+
+    Joins that start from ``host_latest`` are written ``CROSS JOIN``: SQLite then keeps
+    it as the outer loop and seeks each host's rows by the results' primary key. Left to
+    itself (no statistics) the planner scanned all of ``results`` instead: 1.1 s instead
+    of 0.04 s for 1,000 hosts x 100 scans.
+    """
 
     def __init__(self, path: Path, catalog: Catalog) -> None:
         self.path = path
@@ -167,11 +173,19 @@ class Views:
         with self._db() as db:
             latest = db.execute(
                 "SELECT l.host, l.scan_id, h.zones, h.reachable FROM host_latest l "
-                "JOIN host_scans h ON h.scan_id = l.scan_id AND h.host = l.host"
+                "CROSS JOIN host_scans h ON h.scan_id = l.scan_id AND h.host = l.host"
             ).fetchall()
-            rows = db.execute(
-                "SELECT r.host, r.control_id, r.status FROM host_latest l "
-                "JOIN results r ON r.scan_id = l.scan_id AND r.host = l.host"
+            # Counted in SQL: by control (for articles) and by host (for zones and the
+            # worst hosts), a few thousand rows instead of one per result.
+            by_control = db.execute(
+                "SELECT r.control_id, r.status, count(*) FROM host_latest l "
+                "CROSS JOIN results r ON r.scan_id = l.scan_id AND r.host = l.host "
+                "GROUP BY r.control_id, r.status"
+            ).fetchall()
+            by_host_rows = db.execute(
+                "SELECT r.host, r.status, count(*) FROM host_latest l "
+                "CROSS JOIN results r ON r.scan_id = l.scan_id AND r.host = l.host "
+                "GROUP BY r.host, r.status"
             ).fetchall()
             newest = db.execute("SELECT max(started) FROM scans").fetchone()[0]
         zones_of = {r["host"]: r["zones"].split() or ["(none)"] for r in latest}
@@ -180,13 +194,14 @@ class Views:
         by_zone: dict[str, Counter[str]] = defaultdict(Counter)
         by_host: dict[str, Counter[str]] = defaultdict(Counter)
         articles_of = {c.id: c.meta.articles for c in self.catalog.controls}
-        for host, control_id, status in rows:
-            total[status] += 1
-            by_host[host][status] += 1
+        for control_id, status, n in by_control:
+            total[status] += n
             for article in articles_of.get(control_id, ()):
-                by_article[article][status] += 1
+                by_article[article][status] += n
+        for host, status, n in by_host_rows:
+            by_host[host][status] += n
             for zone in zones_of.get(host, ()):
-                by_zone[zone][status] += 1
+                by_zone[zone][status] += n
         titles = _article_titles()
         worst = sorted(
             (Row(h, h, Tally.of(c)) for h, c in by_host.items()),
@@ -230,11 +245,12 @@ class Views:
         with self._db() as db:
             latest = db.execute(
                 "SELECT l.host, l.scan_id, l.started, h.zones, h.reachable FROM host_latest l "
-                "JOIN host_scans h ON h.scan_id = l.scan_id AND h.host = l.host ORDER BY l.host"
+                "CROSS JOIN host_scans h ON h.scan_id = l.scan_id AND h.host = l.host "
+                "ORDER BY l.host"
             ).fetchall()
             rows = db.execute(
                 "SELECT r.host, r.status, count(*) FROM host_latest l "
-                "JOIN results r ON r.scan_id = l.scan_id AND r.host = l.host "
+                "CROSS JOIN results r ON r.scan_id = l.scan_id AND r.host = l.host "
                 "GROUP BY r.host, r.status"
             ).fetchall()
         per: dict[str, Counter[str]] = defaultdict(Counter)
@@ -298,7 +314,7 @@ class Views:
         with self._db() as db:
             for control in controls:
                 rows = db.execute(
-                    "SELECT r.host, r.status FROM host_latest l JOIN results r "
+                    "SELECT r.host, r.status FROM host_latest l CROSS JOIN results r "
                     "ON r.scan_id = l.scan_id AND r.host = l.host WHERE r.control_id = ? "
                     "ORDER BY r.host",
                     (control.id,),

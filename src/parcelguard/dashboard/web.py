@@ -241,6 +241,8 @@ def create_app(service: Service) -> Flask:
             )
             return response
         token, session = outcome
+        if g.session is not None:  # signing in again, or as someone else: the old one ends
+            accounts.logout(g.session)
         g.session = session
         g.action, g.target, g.outcome = "login", "", "signed in"
         signed_in = redirect(target)
@@ -351,7 +353,7 @@ def create_app(service: Service) -> Flask:
             g.target = f"schedule {name}"
             message = service.run_schedule_now(name, g.session.user.name)
         g.outcome = message
-        return render_template("done.html", message=message, back=request.referrer)
+        return render_template("done.html", message=message)
 
     @app.post("/actions/offboard")
     @needs(Role.OPERATOR)

@@ -22,7 +22,9 @@ def inventory(tmp_path: Path) -> str:
 
 
 def test_a_minimal_configuration_listens_on_loopback(inventory: str, tmp_path: Path) -> None:
-    config = parse_config({**NO_DASHBOARD, "inventory": inventory, "database": str(tmp_path / "o.db")})
+    config = parse_config(
+        {**NO_DASHBOARD, "inventory": inventory, "database": str(tmp_path / "o.db")}
+    )
     assert (config.host, config.port, config.webhook_key) == ("127.0.0.1", 8750, None)
 
 
@@ -56,9 +58,13 @@ def test_a_world_readable_webhook_secret_is_refused(inventory: str, tmp_path: Pa
     secret.write_text(new_secret(), encoding="utf-8")
     secret.chmod(0o644)
     with pytest.raises(Exception, match="readable by others"):
-        parse_config({**NO_DASHBOARD, "inventory": inventory, "webhook": {"secret_file": str(secret)}})
+        parse_config(
+            {**NO_DASHBOARD, "inventory": inventory, "webhook": {"secret_file": str(secret)}}
+        )
     secret.chmod(0o600)
-    config = parse_config({**NO_DASHBOARD, "inventory": inventory, "webhook": {"secret_file": str(secret)}})
+    config = parse_config(
+        {**NO_DASHBOARD, "inventory": inventory, "webhook": {"secret_file": str(secret)}}
+    )
     assert config.webhook_key is not None
 
 
@@ -117,4 +123,10 @@ def test_bad_alert_settings_are_refused(
 
 def test_an_invalid_schedule_stops_the_service_at_start_up(inventory: str) -> None:
     with pytest.raises(ConfigError, match="invalid cron expression"):
-        parse_config({**NO_DASHBOARD, "inventory": inventory, "schedules": [{"name": "x", "cron": "0 25 * * *"}]})
+        parse_config(
+            {
+                **NO_DASHBOARD,
+                "inventory": inventory,
+                "schedules": [{"name": "x", "cron": "0 25 * * *"}],
+            }
+        )
