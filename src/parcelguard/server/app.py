@@ -128,11 +128,11 @@ class Service:
             config.schedules, self.schedule_state, self._run_schedule, self.progress
         )
         self.catalog = load_catalog()
-        # Created (or brought to the current schema) now, not in the middle of a request.
-        scan_store.ScanStore(self.scan_store)
         self.views = Views(self.scan_store, self.catalog)
         self.dashboard: Callable[..., Iterable[bytes]] | None = None
         if config.dashboard.enabled:
+            # Created (or brought to the current schema) now, not during a request.
+            scan_store.ScanStore(self.scan_store)
             from parcelguard.dashboard.accounts import Accounts
             from parcelguard.dashboard.web import create_app
 

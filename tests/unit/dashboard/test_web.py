@@ -294,3 +294,28 @@ def test_an_empty_store_shows_empty_pages(tmp_path: Path) -> None:
         assert page.status_code == 200 and "No scan has been stored yet" in page.get_data(
             as_text=True
         ), path
+
+
+def test_an_operator_starts_offboarding_and_reads_its_timeline(dash: Dash) -> None:
+    client = dash.client("operator")
+    token = csrf_of(client, "/offboarding")
+    refused = client.post("/actions/offboard", data={"csrf": token, "username": "lihua"})
+    assert refused.status_code == 400 and dash.service.store.jobs() == []
+    started = client.post(
+        "/actions/offboard", data={"csrf": token, "username": "lihua", "ticket": "HR-77"}
+    )
+    assert started.status_code == 302
+    (job,) = dash.service.store.jobs()
+    assert started.headers["Location"] == f"/offboarding/{job.id}"
+    assert (job.username, job.ticket, job.source.value) == ("lihua", "HR-77", "dashboard")
+    assert job.actor == "dashboard user operator"
+    page = client.get(f"/offboarding/{job.id}").get_data(as_text=True)
+    assert "lihua" in page and "HR-77" in page and "web1" in page
+    kinds = [e.kind for e in dash.service.store.trail(job.id)]
+    assert kinds and all(k in page for k in kinds)
+    listing = dash.client("auditor").get("/offboarding").get_data(as_text=True)
+    assert f"/offboarding/{job.id}" in listing
+    root = client.post(
+        "/actions/offboard", data={"csrf": token, "username": "root", "ticket": "HR-78"}
+    )
+    assert root.status_code == 400 and len(dash.service.store.jobs()) == 1

@@ -10,7 +10,6 @@ import pytest
 from parcelguard.server.config import ConfigError, load_config, parse_config
 from parcelguard.server.webhook import new_secret
 
-
 NO_DASHBOARD = {"dashboard": {"enabled": False}}
 
 
