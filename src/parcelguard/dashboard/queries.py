@@ -344,14 +344,7 @@ class Views:
 
     def scan(self, scan_id: str) -> tuple[ScanLine, tuple[HostLine, ...]]:
         with self._db() as db:
-            row = db.execute(
-                "SELECT scan_id, started, finished, inventory, complete FROM scans "
-                "WHERE scan_id = ?",
-                (scan_id,),
-            ).fetchone()
-            if row is None:
-                raise NotFound(f"no scan {scan_id}")
-            line = self._scan_line(db, row)
+            line = self._scan_by_id(db, scan_id)
             hosts = db.execute(
                 "SELECT host, zones, reachable FROM host_scans WHERE scan_id = ? ORDER BY host",
                 (scan_id,),
@@ -375,6 +368,15 @@ class Views:
             )
             for h in hosts
         )
+
+    def _scan_by_id(self, db: sqlite3.Connection, scan_id: str) -> ScanLine:
+        row = db.execute(
+            "SELECT scan_id, started, finished, inventory, complete FROM scans WHERE scan_id = ?",
+            (scan_id,),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"no scan {scan_id}")
+        return self._scan_line(db, row)
 
     def _scan_line(self, db: sqlite3.Connection, row: sqlite3.Row) -> ScanLine:
         counts = db.execute(
@@ -409,16 +411,7 @@ class Views:
     def drift(self, before_id: str, after_id: str, limit: int = 2000) -> DriftPage:
         """Every (host, control) whose status differs between two scans, hosts in both."""
         with self._db() as db:
-            lines = {}
-            for scan_id in (before_id, after_id):
-                row = db.execute(
-                    "SELECT scan_id, started, finished, inventory, complete FROM scans "
-                    "WHERE scan_id = ?",
-                    (scan_id,),
-                ).fetchone()
-                if row is None:
-                    raise NotFound(f"no scan {scan_id}")
-                lines[scan_id] = self._scan_line(db, row)
+            lines = {scan_id: self._scan_by_id(db, scan_id) for scan_id in (before_id, after_id)}
             changed = db.execute(
                 "SELECT a.host, a.control_id, b.status AS before, a.status AS after "
                 "FROM results a JOIN results b ON b.scan_id = ? AND b.host = a.host "
