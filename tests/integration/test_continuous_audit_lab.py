@@ -180,6 +180,9 @@ def dashboard(base: str, admin_password: str, db: Path, scans: tuple[str, str]) 
         assert "web1" in regressed and "PG-PRIV-004" in regressed, regressed
         assert "Regressed (now FAIL or ERROR): 1" in (ops.text_content("#regressed") or "")
         ops.screenshot(path=str(shots / "operator-drift.png"), full_page=True)
+        ops.goto(base + "/alerts")  # the one alert, sent to the receiver
+        alerts = ops.text_content("main") or ""
+        assert "PG-PRIV-004" in alerts and "webhook: sent" in alerts, alerts
         ops.goto(base + "/hosts/web1")
         assert "PG-PRIV-004" in (ops.text_content("tr#PG-PRIV-004") or "")
         _, before = last_scan(db)

@@ -44,6 +44,7 @@ TYPES = {
     "json": "application/json",
     "junit": "application/xml",
 }
+ALERTS_SHOWN = 500
 EN_DASH = "\u2013"  # shown where nothing was judged
 CROSS_SITE = "cross-site request"
 NO_CSRF = "missing or wrong CSRF token"
@@ -327,6 +328,20 @@ def create_app(service: Service) -> Flask:
         if not before or not after:
             abort(404, "choose two scans to compare")
         return render_template("drift.html", drift=views.drift(before, after))
+
+    @app.get("/alerts")
+    def alerts() -> str:
+        open_alerts = service.alerts.alerts(open_only=True)
+        states: dict[int, list[dict[str, Any]]] = {}
+        for d in service.alerts.deliveries():
+            states.setdefault(d["alert_id"], []).append(d)
+        return render_template(
+            "alerts.html",
+            alerts=open_alerts[::-1][:ALERTS_SHOWN],
+            total=len(open_alerts),
+            deliveries=states,
+            shown=ALERTS_SHOWN,
+        )
 
     @app.get("/offboarding")
     def offboarding() -> str:

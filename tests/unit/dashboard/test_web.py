@@ -10,7 +10,7 @@ from parcelguard.server.config import ConfigError, parse_config
 from parcelguard.server.schedule import RunResult, Schedule
 from tests.unit.dashboard.conftest import ADMIN_SECRET, Dash, csrf_of, login, make_service
 
-READ_PAGES = ["/", "/hosts", "/hosts/web1", "/articles/38", "/scans", "/offboarding"]
+READ_PAGES = ["/", "/hosts", "/hosts/web1", "/articles/38", "/scans", "/alerts", "/offboarding"]
 
 
 def test_every_page_needs_a_login(dash: Dash) -> None:
@@ -319,3 +319,15 @@ def test_an_operator_starts_offboarding_and_reads_its_timeline(dash: Dash) -> No
         "/actions/offboard", data={"csrf": token, "username": "root", "ticket": "HR-78"}
     )
     assert root.status_code == 400 and len(dash.service.store.jobs()) == 1
+
+
+def test_open_alerts_are_listed_with_their_deliveries(dash: Dash) -> None:
+    from parcelguard.server.alerts import Condition
+
+    regression = Condition("regression", "web1", dash.regressed, "high", "<b>PASS to FAIL</b>")
+    dash.service.alerts.update("web", dash.second.scan_id, [regression], set())
+    page = dash.client("auditor").get("/alerts").get_data(as_text=True)
+    assert "Open alerts: 1" in page
+    assert f'href="/hosts/web1#{dash.regressed}"' in page
+    assert f'href="/scans/{dash.second.scan_id}"' in page
+    assert "&lt;b&gt;PASS to FAIL" in page and "not sent" in page
