@@ -135,11 +135,15 @@ class ScanStore:
             raise StoreError(f"cannot save scan to {self.path}: {exc}") from exc
 
     @staticmethod
-    def _write(db: sqlite3.Connection, scan: ScanResult) -> None:
-        """Every table's rows of one scan (replaced whole when the scan is saved again)."""
+    def _write(db: sqlite3.Connection, scan: ScanResult, whole: str | None = None) -> None:
+        """Every table's rows of one scan (replaced whole when the scan is saved again).
+
+        The header's ``hosts`` is null, so that a version before schema 2 refuses it
+        instead of reading a scan of no hosts. ``whole``: keep this document as it is
+        (a converted one the model would not write back identically)."""
         header = scan.to_dict()
         hosts = header.pop("hosts")
-        header["hosts"] = []
+        header["hosts"] = None
         db.execute(
             "INSERT OR REPLACE INTO scans VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
@@ -149,7 +153,7 @@ class ScanStore:
                 scan.inventory,
                 int(scan.complete),
                 scan.schema_version,
-                json.dumps(header, ensure_ascii=False),
+                whole or json.dumps(header, ensure_ascii=False),
             ),
         )
         for table in ("results", "host_scans", "scan_counts"):
@@ -193,8 +197,15 @@ class ScanStore:
         )
 
     def _migrate(self, db: sqlite3.Connection) -> None:
-        """Split schema-1 documents and fill the new tables, once, in one transaction. A
-        document this version cannot read is left whole (``load`` still reads it then)."""
+        """Split schema-1 documents and fill the new tables, once, in one transaction,
+        after a copy of the store is made (``scans.db.schema1.bak``). A document this
+        version cannot read, or would not write back the same (keys it does not know),
+        is kept whole; ``load`` reads it as before."""
+        if db.execute("SELECT count(*) FROM scans").fetchone()[0]:
+            backup = self.path.with_name(self.path.name + ".schema1.bak")
+            if not backup.exists():
+                with closing(sqlite3.connect(backup)) as copy:
+                    db.backup(copy)
         with db:
             ids = [row[0] for row in db.execute("SELECT scan_id FROM scans ORDER BY started")]
             for scan_id in ids:
@@ -205,7 +216,8 @@ class ScanStore:
                     scan = ScanResult.from_json(document)
                 except SchemaError:
                     continue
-                self._write(db, scan)
+                same = json.loads(document) == json.loads(scan.to_json())
+                self._write(db, scan, whole=None if same else document)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def scans(self, limit: int = 100) -> list[ScanSummary]:
@@ -233,7 +245,7 @@ class ScanStore:
                 raise SchemaError(f"not valid JSON: {exc}") from exc
             if not isinstance(data, dict):
                 raise SchemaError("not a parcelguard results document")
-            if not data.get("hosts"):  # a split document (a whole one keeps its hosts)
+            if data.get("hosts") is None:  # a split document (a whole one keeps its hosts)
                 data["hosts"] = [json.loads(h[0]) for h in hosts]
             return ScanResult.from_dict(data)
         except (SchemaError, ValueError) as exc:

@@ -128,6 +128,19 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+def wait_idle(db: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with sqlite3.connect(db) as conn:
+            row = conn.execute(
+                "SELECT last_status FROM schedule_runs WHERE name='web-often'"
+            ).fetchone()
+        if row is None or row[0] != "running":
+            return
+        time.sleep(0.5)
+    raise AssertionError("the schedule's run did not end in time")
+
+
 def dashboard(base: str, admin_password: str, db: Path, scans: tuple[str, str]) -> None:
     """Each role in a real browser: the admin makes the accounts and pauses the schedule,
     the operator sees the regression and its drift and starts a scan, the auditor reads
@@ -170,6 +183,7 @@ def dashboard(base: str, admin_password: str, db: Path, scans: tuple[str, str]) 
         admin.goto(base + "/admin")
         admin.click("form[action='/admin/schedules/web-often/pause'] button")
         admin.screenshot(path=str(shots / "admin.png"), full_page=True)
+        wait_idle(db)  # a run that began before the pause ends first
 
         ops = sign_in("ops", passwords["ops"])
         ops.goto(base + "/")

@@ -5,8 +5,11 @@
 - A session is a 256-bit random token in a cookie; only its SHA-256 is stored, with the
   session's CSRF token, its idle and absolute expiry. Logging out, disabling an account or
   resetting its password ends its sessions at once.
-- Five failed logins of one account within 15 minutes refuse that account for the rest
-  of the 15 minutes (correct passwords included), so guessing is slow and visible.
+- Five sign-in attempts of one account within 15 minutes that did not succeed refuse that
+  account for the rest of the 15 minutes (correct passwords included), so guessing is
+  slow and visible. Each attempt is counted before its password is checked, in one
+  transaction, so concurrent attempts cannot get past the count. At most two password
+  hashes are computed at once (each takes 64 MiB), whatever the number of requests.
 - Every action, refused ones included, is one row of ``dash_audit``.
 """
 
@@ -17,6 +20,7 @@ import hmac
 import re
 import secrets
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -148,6 +152,7 @@ class Accounts:
         self.idle = idle_seconds
         self.absolute = absolute_seconds
         self.hasher = hasher or PasswordHasher()
+        self._hashing = threading.BoundedSemaphore(2)
         # A hash to verify against when the account does not exist, so that a login
         # takes as long for an unknown name as for a wrong password.
         self._dummy = self.hasher.hash(secrets.token_urlsafe(16))
@@ -159,6 +164,22 @@ class Accounts:
     def _db(self) -> Iterator[sqlite3.Connection]:
         with connect(self.path) as db:
             yield db
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: all of it is stored, or none."""
+        with connect(self.path) as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def _hash(self, password: str) -> str:
+        with self._hashing:
+            return self.hasher.hash(password)
 
     # -- accounts ---------------------------------------------------------------------------
     def ensure_admin(self, name: str, password: str) -> str:
@@ -183,27 +204,29 @@ class Accounts:
                 "SELECT password_hash FROM dash_users WHERE name = ?", (name,)
             ).fetchone()
         changed = not self._matches(stored, password)
-        if changed or user.role is not Role.ADMIN or user.disabled:
-            with self._db() as db:
+        if changed or user.role is not Role.ADMIN:
+            with self._tx() as db:
                 db.execute(
-                    "UPDATE dash_users SET role = ?, disabled = 0, password_hash = ? "
-                    "WHERE name = ?",
-                    (Role.ADMIN.value, self.hasher.hash(password), name),
+                    "UPDATE dash_users SET role = ?, password_hash = ? WHERE name = ?",
+                    (Role.ADMIN.value, self._hash(password), name),
                 )
                 if changed:
                     db.execute("DELETE FROM dash_sessions WHERE user = ?", (name,))
-            return "updated"
-        return "unchanged"
+        if user.disabled:
+            # Disabled by an admin (an incident, say): a restart does not undo that.
+            return "disabled: the secret file does not re-enable it"
+        return "updated" if changed else "unchanged"
 
     def create(self, name: str, role: Role, by: str) -> str:
         """A new account with a generated password, which is returned (shown once)."""
         check_name(name)
         password = new_password()
         try:
-            with self._db() as db:
+            hashed = self._hash(password)
+            with self._tx() as db:
                 db.execute(
                     "INSERT INTO dash_users VALUES (?, ?, ?, 0, ?, ?)",
-                    (name, role.value, self.hasher.hash(password), time.time(), by),
+                    (name, role.value, hashed, time.time(), by),
                 )
         except sqlite3.IntegrityError as exc:
             raise AccountError(f"account {name} exists") from exc
@@ -213,16 +236,14 @@ class Accounts:
         if self.user(name) is None:
             raise AccountError(f"no account {name}")
         password = new_password()
-        with self._db() as db:
-            db.execute(
-                "UPDATE dash_users SET password_hash = ? WHERE name = ?",
-                (self.hasher.hash(password), name),
-            )
+        hashed = self._hash(password)
+        with self._tx() as db:  # the new password and the end of the old sessions: both
+            db.execute("UPDATE dash_users SET password_hash = ? WHERE name = ?", (hashed, name))
             db.execute("DELETE FROM dash_sessions WHERE user = ?", (name,))
         return password
 
     def set_disabled(self, name: str, disabled: bool) -> None:
-        with self._db() as db:
+        with self._tx() as db:
             if (
                 db.execute(
                     "UPDATE dash_users SET disabled = ? WHERE name = ?", (int(disabled), name)
@@ -251,10 +272,11 @@ class Accounts:
 
     # -- login and sessions -------------------------------------------------------------------
     def _matches(self, stored: str, password: str) -> bool:
-        try:
-            return self.hasher.verify(stored, password)
-        except (VerificationError, InvalidHashError):
-            return False
+        with self._hashing:
+            try:
+                return self.hasher.verify(stored, password)
+            except (VerificationError, InvalidHashError):
+                return False
 
     def throttled(self, name: str, now: float | None = None) -> bool:
         now = time.time() if now is None else now
@@ -269,29 +291,37 @@ class Accounts:
         """(cookie token, session) on success; otherwise why, for the audit log only
         (the person is told just that the name or password is wrong, or to wait)."""
         name = name.strip().lower()[:64]
-        if self.throttled(name):
-            return "throttled"
-        with self._db() as db:
+        now = time.time()
+        with self._tx() as db:
+            # Counted first, as if it failed: concurrent attempts each take a place.
+            (count,) = db.execute(
+                "SELECT count(*) FROM dash_failures WHERE user = ? AND at > ?",
+                (name, now - THROTTLE_WINDOW),
+            ).fetchone()
+            if count >= THROTTLE_FAILURES:
+                return "throttled"
+            db.execute("INSERT INTO dash_failures VALUES (?, ?)", (name, now))
+            db.execute("DELETE FROM dash_failures WHERE at < ?", (now - THROTTLE_WINDOW,))
             row = db.execute(
                 "SELECT password_hash, disabled FROM dash_users WHERE name = ?", (name,)
             ).fetchone()
         if row is None:
             self._matches(self._dummy, password)
-            return self._failed(name, "unknown account")
+            return "unknown account"
         if not self._matches(row["password_hash"], password):
-            return self._failed(name, "wrong password")
+            return "wrong password"
         if row["disabled"]:
-            return self._failed(name, "account disabled")
-        if self.hasher.check_needs_rehash(row["password_hash"]):
-            with self._db() as db:
-                db.execute(
-                    "UPDATE dash_users SET password_hash = ? WHERE name = ?",
-                    (self.hasher.hash(password), name),
-                )
+            return "account disabled"
+        rehashed = (
+            self._hash(password) if self.hasher.check_needs_rehash(row["password_hash"]) else None
+        )
         token = secrets.token_urlsafe(32)
-        now = time.time()
         digest = _digest(token)
-        with self._db() as db:
+        with self._tx() as db:
+            if rehashed:
+                db.execute(
+                    "UPDATE dash_users SET password_hash = ? WHERE name = ?", (rehashed, name)
+                )
             db.execute("DELETE FROM dash_failures WHERE user = ?", (name,))
             db.execute(
                 "INSERT INTO dash_sessions VALUES (?, ?, ?, ?, ?)",
@@ -300,12 +330,6 @@ class Accounts:
         session = self.session(token)
         assert session is not None
         return token, session
-
-    def _failed(self, name: str, why: str) -> str:
-        with self._db() as db:
-            db.execute("INSERT INTO dash_failures VALUES (?, ?)", (name, time.time()))
-            db.execute("DELETE FROM dash_failures WHERE at < ?", (time.time() - THROTTLE_WINDOW,))
-        return why
 
     def session(self, token: str | None, now: float | None = None) -> Session | None:
         """The live session of a cookie token, its idle time renewed; None if expired."""
@@ -340,7 +364,7 @@ class Accounts:
 
     @staticmethod
     def csrf_ok(session: Session, sent: str | None) -> bool:
-        return bool(sent) and hmac.compare_digest(session.csrf, sent or "")
+        return bool(sent) and hmac.compare_digest(session.csrf.encode(), (sent or "").encode())
 
     # -- audit ----------------------------------------------------------------------------------
     def audit(

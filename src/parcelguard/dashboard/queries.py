@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from parcelguard.reports.model import COMPLIANT, FAILING, JUDGED, Compliance
 from parcelguard.scanners.catalog import Catalog
@@ -163,7 +164,7 @@ class Views:
     def _db(self) -> Iterator[sqlite3.Connection]:
         if not self.path.exists():
             raise NotFound(f"no scan store at {self.path} yet: no scan has run")
-        uri = f"file:{self.path}?mode=ro"
+        uri = f"file:{quote(str(self.path))}?mode=ro"
         with closing(sqlite3.connect(uri, uri=True, timeout=30)) as db:
             db.row_factory = sqlite3.Row
             yield db
@@ -332,13 +333,20 @@ class Views:
 
     # -- scans ------------------------------------------------------------------------------
     def scans(self, limit: int = 100, before: str | None = None) -> tuple[ScanLine, ...]:
+        """The newest scans first; ``before``: those older than that scan (by start, then
+        id, so scans that started at the same moment are neither skipped nor repeated)."""
         query = "SELECT scan_id, started, finished, inventory, complete FROM scans"
         params: list[object] = []
         if before:
-            query += " WHERE started < ?"
+            query += (
+                " WHERE (started, scan_id) < "
+                "(SELECT started, scan_id FROM scans WHERE scan_id = ?)"
+            )
             params.append(before)
         with self._db() as db:
-            rows = db.execute(query + " ORDER BY started DESC LIMIT ?", [*params, limit])
+            rows = db.execute(
+                query + " ORDER BY started DESC, scan_id DESC LIMIT ?", [*params, limit]
+            )
             scans = rows.fetchall()
             return tuple(self._scan_line(db, r) for r in scans)
 
@@ -412,6 +420,8 @@ class Views:
         """Every (host, control) whose status differs between two scans, hosts in both."""
         with self._db() as db:
             lines = {scan_id: self._scan_by_id(db, scan_id) for scan_id in (before_id, after_id)}
+            if lines[before_id].started > lines[after_id].started:
+                before_id, after_id = after_id, before_id  # always from older to newer
             changed = db.execute(
                 "SELECT a.host, a.control_id, b.status AS before, a.status AS after "
                 "FROM results a JOIN results b ON b.scan_id = ? AND b.host = a.host "

@@ -13,6 +13,7 @@ session cookie is HttpOnly, SameSite=Strict, and with TLS ``__Host-`` and Secure
 from __future__ import annotations
 
 import argparse
+import re
 import secrets
 import uuid
 from collections.abc import Callable
@@ -20,12 +21,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import wraps
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, g, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from parcelguard.dashboard.accounts import AccountError, Role, Session
 from parcelguard.dashboard.queries import NotFound, TrendDot
+from parcelguard.errors import ParcelguardError
 from parcelguard.offboard.model import LeaverEvent, OffboardError, Source
 from parcelguard.reports.build import mask
 from parcelguard.server.schedule import NAME, Schedule
@@ -45,6 +48,9 @@ TYPES = {
     "junit": "application/xml",
 }
 ALERTS_SHOWN = 500
+JOBS_SHOWN = 200
+DIGITS = re.compile(r"[0-9]{1,18}")
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
 EN_DASH = "\u2013"  # shown where nothing was judged
 CROSS_SITE = "cross-site request"
 NO_CSRF = "missing or wrong CSRF token"
@@ -52,6 +58,14 @@ CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
+
+
+class ReportRefused(ParcelguardError):
+    """A report the dashboard will not render now (busy) or at all (too big for PDF)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -100,9 +114,12 @@ def create_app(service: Service) -> Flask:
     app.jinja_env.filters["pct"] = _pct
     app.jinja_env.filters["when"] = _when
     app.jinja_env.filters["mask"] = mask  # evidence is masked again, as in the reports
+    app.jinja_env.filters["mask_tree"] = mask_tree
     accounts = service.accounts
     views = service.views
-    secure = service.config.certificate is not None
+    # The address people use: the service's own TLS, or a TLS proxy's (public_url).
+    public = service.config.dashboard.public_url
+    secure = service.config.certificate is not None or public.startswith("https://")
     cookie = "__Host-pg_session" if secure else "pg_session"
     login_cookie = "__Host-pg_login" if secure else "pg_login"
 
@@ -111,7 +128,9 @@ def create_app(service: Service) -> Flask:
 
     def audit(action: str, target: str, outcome: str) -> None:
         session: Session | None = g.get("session")
-        user = session.user.name if session else g.get("login_name", "-")
+        tried = request.form.get("username", "") if request.endpoint == "login" else ""
+        user = session.user.name if session else g.get("login_name") or tried.strip().lower()
+        user = user[:64] or "-"
         role = session.user.role.value if session else "-"
         accounts.audit(user, role, action, target, outcome, remote())
 
@@ -150,8 +169,9 @@ def create_app(service: Service) -> Flask:
         origin = request.headers.get("Origin")
         if origin is None:
             return True  # not sent by every client; the CSRF token still decides
+        expected = public or f"{'https' if secure else 'http'}://{request.host}"
         # The scheme is the service's own (TLS or not), not what the WSGI server says.
-        return origin == f"{'https' if secure else 'http'}://{request.host}"
+        return bool(origin == expected)
 
     @app.after_request
     def headers(response: Response) -> Response:
@@ -164,7 +184,9 @@ def create_app(service: Service) -> Flask:
         response.headers.setdefault("Cache-Control", "no-store")
         if secure:
             response.headers["Strict-Transport-Security"] = "max-age=31536000"
-        if g.get("session") is not None and request.endpoint != "static":
+        if request.endpoint != "static" and (
+            g.get("session") is not None or g.get("refused") is not None
+        ):
             what = g.get("action") or f"{request.method} {request.endpoint}"
             outcome = g.get("outcome") or str(response.status_code)
             if g.get("refused"):
@@ -203,9 +225,7 @@ def create_app(service: Service) -> Flask:
     # -- sign-in ------------------------------------------------------------------------------
     @app.route("/login", methods=["GET", "POST"])
     def login() -> Any:
-        target = request.args.get("next", "/")
-        if not target.startswith("/") or target.startswith("//") or "\\" in target:
-            target = "/"
+        target = local_path(request.args.get("next", "/"))
         if request.method == "GET":
             # One nonce per browser until it signs in: a second GET (another tab, or the
             # favicon request a browser makes and that is redirected here) keeps it.
@@ -222,7 +242,7 @@ def create_app(service: Service) -> Flask:
         sent = request.form.get("nonce", "")
         name = request.form.get("username", "")
         g.login_name = name.strip().lower()[:64] or "-"
-        if not nonce or not secrets.compare_digest(nonce, sent):
+        if not nonce or not secrets.compare_digest(nonce.encode(), sent.encode()):
             accounts.audit(g.login_name, "-", "login", "", "refused: no login nonce", remote())
             abort(403)
         outcome = accounts.login(name, request.form.get("password", ""))
@@ -313,7 +333,16 @@ def create_app(service: Service) -> Flask:
         lang = request.args.get("lang", "en")
         if lang not in ("en", "zh-CN"):
             abort(404)
-        name, body = service.render_report(scan_id, fmt, lang)
+        try:
+            name, body = service.render_report(scan_id, fmt, lang)
+        except ReportRefused as exc:
+            g.action, g.target = "download report", f"{scan_id} {fmt} {lang}"
+            g.outcome = f"refused: {exc.message}"
+            page = render_template("error.html", code=exc.status, message=exc.message)
+            refused = Response(page, status=exc.status)
+            if exc.status == 503:
+                refused.headers["Retry-After"] = "30"
+            return refused
         g.action, g.target = "download report", f"{scan_id} {fmt} {lang}"
         response = Response(body, mimetype=TYPES[fmt])
         response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
@@ -332,12 +361,13 @@ def create_app(service: Service) -> Flask:
     @app.get("/alerts")
     def alerts() -> str:
         open_alerts = service.alerts.alerts(open_only=True)
+        shown_alerts = open_alerts[::-1][:ALERTS_SHOWN]
         states: dict[int, list[dict[str, Any]]] = {}
-        for d in service.alerts.deliveries():
+        for d in service.alerts.deliveries([a.id for a in shown_alerts]):
             states.setdefault(d["alert_id"], []).append(d)
         return render_template(
             "alerts.html",
-            alerts=open_alerts[::-1][:ALERTS_SHOWN],
+            alerts=shown_alerts,
             total=len(open_alerts),
             deliveries=states,
             shown=ALERTS_SHOWN,
@@ -345,7 +375,10 @@ def create_app(service: Service) -> Flask:
 
     @app.get("/offboarding")
     def offboarding() -> str:
-        return render_template("offboarding.html", jobs=service.store.jobs())
+        jobs = service.store.jobs()
+        return render_template(
+            "offboarding.html", jobs=jobs[::-1][:JOBS_SHOWN], total=len(jobs), shown=JOBS_SHOWN
+        )
 
     @app.get("/offboarding/<int:job_id>")
     def case(job_id: int) -> str:
@@ -503,10 +536,40 @@ def create_app(service: Service) -> Flask:
     @needs(Role.ADMIN)
     def audit_log() -> str:
         before = request.args.get("before", "")
-        entries = accounts.audit_log(200, int(before) if before.isdigit() else None)
+        entries = accounts.audit_log(200, int(before) if DIGITS.fullmatch(before) else None)
         return render_template("audit.html", entries=entries)
 
     return app
+
+
+SECRET_KEY = re.compile(
+    r"(?i)(.*[_.-])?(password|passwd|passphrase|pwd|secret|token|api[_-]?key|private[_-]?key)"
+)
+
+
+def mask_tree(value: Any, key: str = "") -> Any:
+    """A JSON-like value with every string masked, and the values of secret-named keys
+    replaced (``{"password": "x"}``, which text masking would not see once quoted)."""
+    if SECRET_KEY.fullmatch(key) and value not in (None, "", [], {}):
+        return "***"
+    if isinstance(value, dict):
+        return {k: mask_tree(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_tree(v) for v in value]
+    if isinstance(value, str):
+        return mask(value)
+    return value
+
+
+def local_path(target: str) -> str:
+    """``target`` if it is a path on this site, else ``/``: no scheme, no host, no
+    control characters or backslashes (which browsers may read as ``//``)."""
+    if CONTROL_CHARS.search(target):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
 
 
 def report_args() -> argparse.Namespace:
@@ -515,7 +578,11 @@ def report_args() -> argparse.Namespace:
     return argparse.Namespace(attestations=None, no_compare=False, compare=None, trend=10)
 
 
-def schedule_for_host(host: str) -> Schedule:
-    """A one-off run that scans one host (its name is a plain inventory host name)."""
-    label = "".join(c if c.isalnum() else "-" for c in host.lower())
-    return Schedule(name=f"now-{label}"[:63], every=86400, group=host)
+def schedule_for_host(host: str, roster: str | None = None) -> Schedule:
+    """A one-off run that scans one host (a plain inventory host name). Its name carries
+    a hash of the host's, so that two hosts never share one (web.1 and web-1)."""
+    import hashlib
+
+    digest = hashlib.sha256(host.encode("utf-8")).hexdigest()[:12]
+    label = "".join(c if c.isalnum() else "-" for c in host.lower())[:40].strip("-")
+    return Schedule(name=f"now-{label}-{digest}", every=86400, group=host, roster=roster)

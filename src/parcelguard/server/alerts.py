@@ -346,9 +346,24 @@ class AlertStore:
                 (why[:300], delivery_id),
             )
 
-    def deliveries(self) -> list[dict[str, Any]]:
+    def deliveries(self, alert_ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
+        """Every delivery, or those of the given alerts."""
         with self._connect() as db:
-            return [dict(r) for r in db.execute("SELECT * FROM deliveries ORDER BY id")]
+            if alert_ids is None:
+                return [dict(r) for r in db.execute("SELECT * FROM deliveries ORDER BY id")]
+            found: list[dict[str, Any]] = []
+            ids = list(alert_ids)
+            for i in range(0, len(ids), 500):  # SQLite's limit on bound parameters
+                chunk = ids[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                found += [
+                    dict(r)
+                    for r in db.execute(
+                        f"SELECT * FROM deliveries WHERE alert_id IN ({marks}) ORDER BY id",  # noqa: S608
+                        chunk,
+                    )
+                ]
+            return found
 
 
 # -- channels ------------------------------------------------------------------------------

@@ -63,6 +63,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("parcelguard.serve")
 HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
+REPORT_SLOTS = 2  # reports rendered at once for the dashboard
+PDF_MAX_HOSTS = 50  # about 45 s of WeasyPrint (docs/benchmarks.md: 20 hosts, 19 s)
 SECURITY_HEADERS = [
     ("X-Content-Type-Options", "nosniff"),
     ("Cache-Control", "no-store"),
@@ -130,6 +132,7 @@ class Service:
         self.catalog = load_catalog()
         self.views = Views(self.scan_store, self.catalog)
         self.dashboard: Callable[..., Iterable[bytes]] | None = None
+        self.report_slots = threading.BoundedSemaphore(REPORT_SLOTS)
         if config.dashboard.enabled:
             # Created (or brought to the current schema) now, not during a request.
             scan_store.ScanStore(self.scan_store)
@@ -148,6 +151,11 @@ class Service:
                 "config", "-", "admin account from secret file", config.dashboard.admin_user,
                 done, "-",
             )  # fmt: skip
+            if done.startswith("disabled"):
+                self.progress(
+                    f"dashboard admin {config.dashboard.admin_user} is disabled; the secret "
+                    "file does not re-enable it (another admin can)"
+                )
             self.dashboard = create_app(self).wsgi_app
 
     # -- the dashboard's actions ----------------------------------------------------------
@@ -174,40 +182,69 @@ class Service:
         return rows
 
     def run_schedule_now(self, name: str, actor: str) -> str:
-        schedule = next((s for s in self.config.schedules if s.name == name), None)
+        """A scan schedule's run, now. Reconciliations (which revoke access) and paused
+        schedules are not started from the dashboard."""
+        schedule = next((s for s in self.scan_schedules() if s.name == name), None)
         if schedule is None:
-            return f"no schedule {name!r}; nothing started"
+            return f"no scan schedule named {name}; nothing started"
+        if name in self.schedule_state.paused():
+            return f"{name} is paused by an admin; nothing started"
         if not self.scheduler.start(schedule):
             return f"{name} (or another run of group {schedule.group}) is running; not started"
         self.progress(f"schedule {name}: started by {actor} from the dashboard")
         return f"started {name}: a scan of {schedule.group}; it lands in Scans when done"
 
     def scan_host_now(self, host: str, actor: str) -> str:
+        """One host's scan, now: a host of the inventory (within the service's limit),
+        never a group; with the roster of the scan schedules; only while no other run is
+        going on, so dashboard scans cannot pile up or overlap a schedule's."""
         from parcelguard.dashboard.web import schedule_for_host
+        from parcelguard.scanners.targets import InventoryError, load_inventory
 
-        known = {line.host for line in self.views.hosts()}
-        if host not in known or not HOST_NAME.fullmatch(host):
-            return f"{host!r} is not a host of this fleet's scans; nothing started"
-        schedule = schedule_for_host(host)
-        if not self.scheduler.start(schedule):
+        if not HOST_NAME.fullmatch(host):
+            return f"{host!r} is not a host name; nothing started"
+        pattern = f"{self.config.limit}:&{host}" if self.config.limit else host
+        try:
+            fleet = load_inventory(self.config.inventory, pattern)
+        except InventoryError:
+            fleet = None
+        if fleet is None or [t.name for t in fleet.targets] != [host]:
+            return f"{host!r} is not a host of the service's inventory; nothing started"
+        if self.scheduler.running:
+            return "a scan or reconciliation is running; start this one when it ends"
+        roster = next((s.roster for s in self.scan_schedules() if s.roster), None)
+        if not self.scheduler.start(schedule_for_host(host, roster)):
             return f"a scan of {host} is running; not started"
         self.progress(f"scan of {host} started by {actor} from the dashboard")
         return f"started a scan of {host}; it lands in Scans when done"
 
     def render_report(self, scan_id: str, fmt: str, lang: str) -> tuple[str, bytes]:
-        from parcelguard.dashboard.web import report_args
-        from parcelguard.reports import output
+        """A report as ``parcelguard report --scan`` makes it. At most REPORT_SLOTS render
+        at once (the others are told to retry), so downloads never take every server
+        thread from SCIM and the webhook; PDFs only of scans up to PDF_MAX_HOSTS hosts."""
+        from parcelguard.dashboard.web import ReportRefused, report_args
         from parcelguard.reports.cli import build, render_all
 
-        store = scan_store.ScanStore(self.scan_store)
+        line, _ = self.views.scan(scan_id)  # NotFound for an unknown scan
+        if fmt == "pdf" and line.hosts > PDF_MAX_HOSTS:
+            raise ReportRefused(
+                f"a PDF of {line.hosts} hosts takes minutes; the dashboard makes PDFs of up "
+                f"to {PDF_MAX_HOSTS} hosts. Use: parcelguard report --scan {scan_id} "
+                "--format pdf",
+                422,
+            )
+        if not self.report_slots.acquire(blocking=False):
+            raise ReportRefused("other reports are being made; retry in a moment", 503)
         try:
-            scan = store.load(scan_id)
-        except ParcelguardError as exc:
-            raise NotFound(exc.message) from exc
-        model = build(scan, report_args(), store, lang)
-        documents = render_all(model, (fmt,))
-        ((name, body),) = documents.items()
-        assert name.startswith(output.file_stem(scan_id, lang))
+            store = scan_store.ScanStore(self.scan_store)
+            try:
+                scan = store.load(scan_id)
+            except ParcelguardError as exc:
+                raise NotFound(exc.message) from exc
+            model = build(scan, report_args(), store, lang)
+            ((name, body),) = render_all(model, (fmt,)).items()
+        finally:
+            self.report_slots.release()
         return name, body
 
     # -- triggers -------------------------------------------------------------------------

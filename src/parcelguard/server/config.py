@@ -56,7 +56,14 @@ TOP = frozenset(
     }
 )
 DASHBOARD = frozenset(
-    {"enabled", "admin_user", "admin_password_file", "session_idle_minutes", "session_max_hours"}
+    {
+        "enabled",
+        "admin_user",
+        "admin_password_file",
+        "session_idle_minutes",
+        "session_max_hours",
+        "public_url",
+    }
 )
 ALERTS = frozenset(
     {"min_severity", "offboarding_overdue_minutes", "evidence_url", "webhook", "email"}
@@ -86,6 +93,7 @@ class DashboardSettings:
     admin_password: str = field(default="", repr=False)
     idle_seconds: float = 30 * 60
     absolute_seconds: float = 12 * 3600
+    public_url: str = ""  # scheme://host[:port] people use, behind a TLS proxy
 
 
 @dataclass(frozen=True)
@@ -255,8 +263,27 @@ def _dashboard(data: Any, source: str) -> DashboardSettings:
             f"{where}.admin_password_file holds fewer than 12 characters",
             "write a long random one: parcelguard serve --new-admin-secret FILE",
         )
+    public = d.get("public_url", "")
+    if public:
+        parsed = urlsplit(public) if isinstance(public, str) else None
+        if (
+            parsed is None
+            or parsed.scheme not in ("https", "http")
+            or not parsed.hostname
+            or parsed.username
+            or parsed.password
+            or parsed.path not in ("", "/")
+            or parsed.query
+            or (parsed.scheme == "http" and not _loopback(parsed.hostname))
+        ):
+            raise ConfigError(
+                f"{where}.public_url must be https://HOST[:PORT] (the TLS proxy's address; "
+                "plain http only on this machine), without a path"
+            )
+        public = f"{parsed.scheme}://{parsed.netloc}"
     return DashboardSettings(
         enabled=True,
+        public_url=public,
         admin_user=admin,
         admin_password=secret,
         idle_seconds=60

@@ -325,26 +325,33 @@ class Scheduler:
                 waiting.append((when, s))
         # The longest-waiting first: a busy group serves its schedules in turn.
         for _when, s in sorted(waiting, key=lambda pair: pair[0]):
-            if self.start(s, now):  # a busy one is tried again at the next tick
+            if self.start(s, now, scheduled=True):  # a busy one is tried at the next tick
                 started.append(s.name)
         return started
 
-    def start(self, schedule: Schedule, now: float | None = None) -> bool:
-        """Start one run of ``schedule`` now, unless it or its group is running (False).
-        Also used for runs an operator asks for, paused schedules included."""
+    def start(self, schedule: Schedule, now: float | None = None, scheduled: bool = False) -> bool:
+        """Start one run of ``schedule`` now, unless it or its group is running, or (for
+        a scheduled run) it was paused meanwhile: then False. Also used for runs an
+        operator asks for; such a run counts as the schedule's latest, so an interval
+        schedule's next run is counted from it."""
         now = time.time() if now is None else now
         with self.lock:
             if schedule.name in self.running or schedule.group in self.busy_groups:
                 return False  # never overlaps
+            if scheduled and schedule.name in self.state.paused():
+                return False
             self.running.add(schedule.name)
             self.busy_groups.add(schedule.group)
-        # The start is recorded first: a crash mid-run does not start it again at once.
-        self.state.ran(schedule.name, now, "running", None)
-        thread = threading.Thread(
-            target=self._one, args=(schedule, now), name=f"schedule-{schedule.name}", daemon=True
-        )
-        self.threads = [t for t in self.threads if t.is_alive()] + [thread]
-        thread.start()
+            # The start is recorded first: a crash mid-run does not start it again at once.
+            self.state.ran(schedule.name, now, "running", None)
+            thread = threading.Thread(
+                target=self._one,
+                args=(schedule, now),
+                name=f"schedule-{schedule.name}",
+                daemon=True,
+            )
+            self.threads = [t for t in self.threads if t.is_alive()] + [thread]
+            thread.start()
         return True
 
     def join(self, timeout: float) -> None:

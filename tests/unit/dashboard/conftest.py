@@ -84,7 +84,12 @@ def csrf_of(client: FlaskClient, path: str = "/") -> str:
 
 def make_service(tmp_path: Path, admin_secret: str = ADMIN_SECRET) -> Service:
     inventory = tmp_path / "inventory.yml"
-    inventory.write_text("all:\n  hosts:\n    web1: {ansible_host: 192.0.2.10}\n")
+    inventory.write_text(
+        "all:\n  children:\n    web:\n      hosts:\n"
+        "        web1: {ansible_host: 192.0.2.10}\n        web2: {ansible_host: 192.0.2.11}\n"
+    )
+    roster = tmp_path / "staff.csv"
+    roster.write_text("login,name\nwangfang,Wang Fang\n")
     secret = tmp_path / "admin.secret"
     secret.write_text(admin_secret + "\n")
     os.chmod(secret, 0o600)
@@ -93,7 +98,10 @@ def make_service(tmp_path: Path, admin_secret: str = ADMIN_SECRET) -> Service:
             "inventory": str(inventory),
             "database": str(tmp_path / "service.db"),
             "scans_database": str(tmp_path / "scans.db"),
-            "schedules": [{"name": "web", "every": "1d", "group": "web"}],
+            "schedules": [
+                {"name": "web", "every": "1d", "group": "web", "roster": str(roster)},
+                {"name": "roster", "every": "1h", "action": "reconcile", "roster": str(roster)},
+            ],
             "dashboard": {"admin_password_file": str(secret)},
         }
     )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 from pathlib import Path
 
 import pytest
 
+from parcelguard.dashboard.accounts import Role
 from parcelguard.server.config import ConfigError, parse_config
-from parcelguard.server.schedule import RunResult, Schedule
+from parcelguard.server.schedule import NAME, RunResult, Schedule
 from tests.unit.dashboard.conftest import ADMIN_SECRET, Dash, csrf_of, login, make_service
 
 READ_PAGES = ["/", "/hosts", "/hosts/web1", "/articles/38", "/scans", "/alerts", "/offboarding"]
@@ -81,33 +84,58 @@ def test_an_auditor_cannot_start_a_scan_or_offboarding(dash: Dash) -> None:
 
 
 def test_an_operator_starts_a_scan_but_cannot_administer(dash: Dash) -> None:
-    started: list[str] = []
+    started: list[Schedule] = []
+    release = threading.Event()
 
     def run(schedule: Schedule) -> RunResult:
-        started.append(schedule.group)
+        started.append(schedule)
+        release.wait(10)
         return RunResult("ok", None, "")
 
     dash.service.scheduler.run = run
     client = dash.client("operator")
     token = csrf_of(client)
-    page = client.post("/actions/scan", data={"csrf": token, "schedule": "web"})
-    assert page.status_code == 200 and "started web" in page.get_data(as_text=True)
-    page = client.post("/actions/scan", data={"csrf": token, "host": "web1"})
-    assert "started a scan of web1" in page.get_data(as_text=True)
-    page = client.post("/actions/scan", data={"csrf": token, "host": "all"})
-    assert "not a host of this fleet" in page.get_data(as_text=True)
+
+    def scan(**form: str) -> str:
+        return client.post("/actions/scan", data={"csrf": token, **form}).get_data(as_text=True)
+
+    assert "started web" in scan(schedule="web")
+    # nothing else starts while a run is going on: no pile-up, no overlap
+    assert "is running" in scan(schedule="web")
+    assert "a scan or reconciliation is running" in scan(host="web1")
+    release.set()
     dash.service.scheduler.join(timeout=5)
-    assert sorted(started) == ["web", "web1"]
+    assert "started a scan of web1" in scan(host="web1")
+    dash.service.scheduler.join(timeout=5)
+    # a group, an unknown host or a pattern is not a host
+    for name in ("web", "all", "nope", "web1,web2", "web*"):
+        assert "nothing started" in scan(host=name), name
+    # reconciliations revoke access: never from the dashboard
+    assert "no scan schedule named roster" in scan(schedule="roster")
+    assert [(s.group, s.roster is not None) for s in started] == [("web", True), ("web1", True)]
     runs = dash.service.schedule_state.runs()
-    assert runs["web"]["last_status"] == "ok" and runs["now-web1"]["last_status"] == "ok"
+    assert runs["web"]["last_status"] == "ok"
     assert client.get("/admin").status_code == 403
-    assert (
-        client.post(
-            "/admin/users", data={"csrf": token, "name": "eve", "role": "admin"}
-        ).status_code
-        == 403
-    )
+    made = client.post("/admin/users", data={"csrf": token, "name": "eve", "role": "admin"})
+    assert made.status_code == 403
     assert dash.service.accounts.user("eve") is None
+
+
+def test_a_paused_schedule_is_not_started_by_hand_or_by_its_time(dash: Dash) -> None:
+    dash.service.schedule_state.pause("web", "admin")
+    client = dash.client("operator")
+    page = client.post("/actions/scan", data={"csrf": csrf_of(client), "schedule": "web"})
+    assert "paused by an admin" in page.get_data(as_text=True)
+    dash.service.scheduler.run = lambda _s: RunResult("ok", None, "")  # no real runs
+    assert dash.service.scheduler.tick(now=10**12) == ["roster"]  # web is paused
+    dash.service.scheduler.join(timeout=5)
+
+
+def test_host_scans_never_share_a_name() -> None:
+    from parcelguard.dashboard.web import schedule_for_host
+
+    assert schedule_for_host("web.1").name != schedule_for_host("web-1").name
+    assert NAME.fullmatch(schedule_for_host("a" * 200).name)
 
 
 def test_a_post_without_the_session_csrf_token_is_refused(dash: Dash) -> None:
@@ -203,7 +231,9 @@ def test_an_admin_pauses_and_resumes_a_schedule(dash: Dash) -> None:
     token = csrf_of(client, "/admin")
     client.post("/admin/schedules/web/pause", data={"csrf": token})
     assert "web" in dash.service.schedule_state.paused()
-    assert dash.service.scheduler.tick(now=10**12) == []
+    dash.service.scheduler.run = lambda _s: RunResult("ok", None, "")  # no real runs
+    assert "web" not in dash.service.scheduler.tick(now=10**12)
+    dash.service.scheduler.join(timeout=5)
     client.post("/admin/schedules/web/resume", data={"csrf": token})
     assert dash.service.schedule_state.paused() == {}
     assert client.post("/admin/schedules/nope/pause", data={"csrf": token}).status_code == 404
@@ -331,3 +361,132 @@ def test_open_alerts_are_listed_with_their_deliveries(dash: Dash) -> None:
     assert f'href="/hosts/web1#{dash.regressed}"' in page
     assert f'href="/scans/{dash.second.scan_id}"' in page
     assert "&lt;b&gt;PASS to FAIL" in page and "not sent" in page
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["//evil.example/x", "/%09/evil.example", "/\t/evil.example", "https://evil.example",
+     "/\\evil.example", "javascript:alert(1)", "/ok\r\nSet-Cookie: x=y"],
+)  # fmt: skip
+def test_sign_in_never_redirects_off_the_site(dash: Dash, target: str) -> None:
+    from urllib.parse import quote
+
+    client = dash.client()
+    page = client.get(f"/login?next={quote(target, safe='')}").get_data(as_text=True)
+    nonce = page.split('name="nonce" value="')[1].split('"')[0]
+    response = client.post(
+        f"/login?next={quote(target, safe='')}",
+        data={"nonce": nonce, "username": "auditor", "password": dash.passwords["auditor"]},
+    )
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    assert location == "/" or (location.startswith("/") and not location.startswith("//"))
+    assert "evil" not in location or location == "/%09/evil.example"
+
+
+def test_report_downloads_are_bounded(dash: Dash, monkeypatch: pytest.MonkeyPatch) -> None:
+    from parcelguard.server import app as service_module
+
+    client = dash.client("auditor")
+    monkeypatch.setattr(service_module, "PDF_MAX_HOSTS", 2)
+    pdf = client.get(f"/scans/{dash.second.scan_id}/report.pdf")
+    assert pdf.status_code == 422 and "parcelguard report --scan" in pdf.get_data(as_text=True)
+    slots = dash.service.report_slots
+    assert slots.acquire(blocking=False) and slots.acquire(blocking=False)
+    try:
+        busy = client.get(f"/scans/{dash.second.scan_id}/report.json")
+        assert busy.status_code == 503 and busy.headers["Retry-After"] == "30"
+    finally:
+        slots.release()
+        slots.release()
+    assert client.get(f"/scans/{dash.second.scan_id}/report.json").status_code == 200
+    outcomes = [e.outcome for e in dash.service.accounts.audit_log()]
+    assert any(o.startswith("refused: other reports") for o in outcomes)
+
+
+def test_concurrent_wrong_passwords_cannot_pass_the_throttle(dash: Dash) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(
+            pool.map(lambda _i: dash.service.accounts.login("operator", "wrong!"), range(12))
+        )
+    assert outcomes.count("wrong password") == 5
+    assert outcomes.count("throttled") == 7
+
+
+def test_a_disabled_bootstrap_admin_stays_disabled_after_a_restart(tmp_path: Path) -> None:
+    service = make_service(tmp_path)
+    service.accounts.create("second", Role.ADMIN, "admin")
+    service.accounts.set_disabled("admin", True)
+    again = make_service(tmp_path)
+    user = again.accounts.user("admin")
+    assert user is not None and user.disabled
+    assert again.accounts.login("admin", ADMIN_SECRET) == "account disabled"
+
+
+def test_behind_a_tls_proxy_the_public_url_sets_origin_and_secure_cookies(
+    tmp_path: Path,
+) -> None:
+    from parcelguard.dashboard.web import create_app
+
+    service = make_service(tmp_path)
+    service.config = dataclasses.replace(
+        service.config,
+        dashboard=dataclasses.replace(service.config.dashboard, public_url="https://audit.example"),
+    )
+    client = create_app(service).test_client()
+    page = client.get("/login")
+    assert (
+        "__Host-pg_login" in page.headers["Set-Cookie"] and "Secure" in page.headers["Set-Cookie"]
+    )
+    assert page.headers["Strict-Transport-Security"].startswith("max-age=")
+    nonce = page.get_data(as_text=True).split('name="nonce" value="')[1].split('"')[0]
+    form = {"nonce": nonce, "username": "admin", "password": ADMIN_SECRET}
+    wrong = client.post("/login", data=form, headers={"Origin": "http://localhost"})
+    assert wrong.status_code == 403
+    right = client.post("/login", data=form, headers={"Origin": "https://audit.example"})
+    assert right.status_code == 302 and "__Host-pg_session" in right.headers["Set-Cookie"]
+    refused = [
+        e for e in service.accounts.audit_log() if e.outcome == "refused: cross-site request"
+    ]
+    assert refused and refused[0].user == "admin"
+
+
+def test_public_url_is_checked(tmp_path: Path) -> None:
+    inventory = tmp_path / "inv.yml"
+    inventory.write_text("all: {}\n")
+    secret = tmp_path / "s"
+    secret.write_text("a long enough secret\n")
+    secret.chmod(0o600)
+    for bad in ("http://audit.example", "https://audit.example/dash", "ftp://x", "https://u:p@x"):
+        with pytest.raises(ConfigError, match="public_url"):
+            parse_config(
+                {
+                    "inventory": str(inventory),
+                    "dashboard": {"admin_password_file": str(secret), "public_url": bad},
+                }
+            )
+
+
+def test_secrets_in_an_offboarding_trail_are_masked(dash: Dash) -> None:
+    dash.service.store.record(
+        "note", {"password": "hunter2hunter2", "detail": "token=abcdefabcdef", "host": "web1"}
+    )
+    client = dash.client("operator")
+    client.post(
+        "/actions/offboard",
+        data={"csrf": csrf_of(client), "username": "lihua", "ticket": "HR-1"},
+    )
+    (job,) = dash.service.store.jobs()
+    dash.service.store.record("note", {"password": "hunter2hunter2"}, job.id)
+    page = client.get(f"/offboarding/{job.id}").get_data(as_text=True)
+    assert "hunter2" not in page and "***" in page
+
+
+def test_drift_always_runs_from_the_older_scan(dash: Dash) -> None:
+    client = dash.client("auditor")
+    page = client.get(f"/drift?before={dash.second.scan_id}&after={dash.first.scan_id}").get_data(
+        as_text=True
+    )
+    assert "Regressed (now FAIL or ERROR): 1" in page

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -260,13 +261,24 @@ def test_a_schema_1_store_is_converted_when_opened(tmp_path: Path) -> None:
             "INSERT INTO scans VALUES ('bad', '2020-01-01', '2020-01-01', 'x', 1, 99, "
             "'{\"schema_version\": 99}')"
         )
+        # A document with a key this version does not know is kept whole, key and all.
+        extra = json.loads(make_scan("s3", T0 + timedelta(hours=2)).to_json())
+        extra["signature"] = "kept"
+        db.execute(
+            "INSERT INTO scans VALUES ('s3', ?, ?, 'x', 1, 1, ?)",
+            (extra["started"], extra["finished"], json.dumps(extra)),
+        )
     store = ScanStore(path)
+    assert (tmp_path / "old.db.schema1.bak").exists()
     assert [store.load(s.scan_id) for s in scans] == scans
+    assert store.load("s3").scan_id == "s3"
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == 2
         header = db.execute("SELECT document FROM scans WHERE scan_id = 's2'").fetchone()[0]
         latest = dict(db.execute("SELECT host, scan_id FROM host_latest").fetchall())
-    assert '"hosts": []' in header  # each host's part is stored once, in host_scans
-    assert set(latest.values()) == {"s2"}
+        kept = db.execute("SELECT document FROM scans WHERE scan_id = 's3'").fetchone()[0]
+    assert '"hosts": null' in header  # each host's part is stored once, in host_scans
+    assert '"signature": "kept"' in kept
+    assert set(latest.values()) == {"s3"}
     with pytest.raises(StoreError, match="schema 99"):
         store.load("bad")
