@@ -64,6 +64,7 @@ class TrendDot:
     scan_id: str
     started: str
     percent: float | None
+    hosts: int = 0
 
 
 @dataclass(frozen=True)
@@ -229,16 +230,29 @@ class Views:
             if not scans:
                 return ()
             marks = ",".join("?" * len(scans))
+            ids = [s["scan_id"] for s in scans]
             counts = db.execute(
                 f"SELECT scan_id, status, sum(n) FROM scan_counts WHERE scan_id IN ({marks}) "  # noqa: S608
                 "GROUP BY scan_id, status",
-                [s["scan_id"] for s in scans],
+                ids,
             ).fetchall()
+            sizes = dict(
+                db.execute(
+                    f"SELECT scan_id, count(*) FROM host_scans WHERE scan_id IN ({marks}) "  # noqa: S608
+                    "GROUP BY scan_id",
+                    ids,
+                ).fetchall()
+            )
         per: dict[str, Counter[str]] = defaultdict(Counter)
         for scan_id, status, n in counts:
             per[scan_id][status] += n
         return tuple(
-            TrendDot(s["scan_id"], s["started"], Tally.of(per[s["scan_id"]]).compliance.percent)
+            TrendDot(
+                s["scan_id"],
+                s["started"],
+                Tally.of(per[s["scan_id"]]).compliance.percent,
+                sizes.get(s["scan_id"], 0),
+            )
             for s in reversed(scans)
         )
 
@@ -404,17 +418,32 @@ class Views:
             Tally.of(Counter({s: n for s, n in counts})),
         )
 
-    def previous_scan(self, scan_id: str) -> str | None:
-        """The newest scan before ``scan_id`` that reached any of its hosts."""
+    def previous_scan(self, scan_id: str, look_back: int = 50) -> str | None:
+        """The scan to compare ``scan_id`` with: the newest earlier one of the same hosts
+        (the same schedule's, usually), else the newest earlier one sharing any host, so
+        a one-host scan from the dashboard is not taken for a fleet scan's predecessor."""
         with self._db() as db:
-            row = db.execute(
-                "SELECT p.scan_id FROM scans s JOIN scans p ON p.started < s.started "
-                "WHERE s.scan_id = ? AND EXISTS (SELECT 1 FROM host_scans a JOIN host_scans b "
-                "ON b.host = a.host AND b.scan_id = p.scan_id WHERE a.scan_id = s.scan_id) "
-                "ORDER BY p.started DESC LIMIT 1",
-                (scan_id,),
-            ).fetchone()
-        return row[0] if row else None
+            row = db.execute("SELECT started FROM scans WHERE scan_id = ?", (scan_id,)).fetchone()
+            if row is None:
+                return None
+            hosts = self._hosts_of(db, scan_id)
+            earlier = db.execute(
+                "SELECT scan_id FROM scans WHERE started < ? ORDER BY started DESC LIMIT ?",
+                (row[0], look_back),
+            ).fetchall()
+            sharing = None
+            for (candidate,) in earlier:
+                theirs = self._hosts_of(db, candidate)
+                if theirs == hosts:
+                    return str(candidate)
+                if sharing is None and theirs & hosts:
+                    sharing = str(candidate)
+        return sharing
+
+    @staticmethod
+    def _hosts_of(db: sqlite3.Connection, scan_id: str) -> frozenset[str]:
+        rows = db.execute("SELECT host FROM host_scans WHERE scan_id = ?", (scan_id,))
+        return frozenset(r[0] for r in rows)
 
     def drift(self, before_id: str, after_id: str, limit: int = 2000) -> DriftPage:
         """Every (host, control) whose status differs between two scans, hosts in both."""

@@ -490,3 +490,22 @@ def test_drift_always_runs_from_the_older_scan(dash: Dash) -> None:
         as_text=True
     )
     assert "Regressed (now FAIL or ERROR): 1" in page
+
+
+def test_a_one_host_scan_is_not_taken_for_a_fleet_scans_predecessor(
+    dash: Dash, tmp_path: Path
+) -> None:
+    from datetime import timedelta
+
+    from parcelguard.scanners.store import ScanStore
+
+    one = dataclasses.replace(
+        dash.first,
+        scan_id="scan-one-host",
+        started=dash.first.started + timedelta(minutes=30),
+        hosts=tuple(h for h in dash.first.hosts if h.host == "web1"),
+    )
+    ScanStore(tmp_path / "scans.db").save(one)
+    assert dash.service.views.previous_scan(dash.second.scan_id) == dash.first.scan_id
+    assert dash.service.views.previous_scan("scan-one-host") == dash.first.scan_id
+    assert dash.service.views.previous_scan(dash.first.scan_id) is None
