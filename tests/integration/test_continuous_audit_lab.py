@@ -68,21 +68,23 @@ def free_port() -> int:
         return port
 
 
-def last_scan(db: Path) -> tuple[float, str | None]:
+def last_scan(db: Path, name: str = "web-often") -> tuple[float, str | None]:
     try:
         with sqlite3.connect(db) as conn:
             row = conn.execute(
-                "SELECT last_run, last_scan FROM schedule_runs WHERE name='web-often'"
+                "SELECT last_run, last_scan FROM schedule_runs WHERE name LIKE ?", (name,)
             ).fetchone()
     except sqlite3.OperationalError:
         return 0.0, None
     return (float(row[0]), row[1]) if row else (0.0, None)
 
 
-def next_scan(db: Path, after: str | None, timeout: float = 90) -> tuple[float, str]:
+def next_scan(
+    db: Path, after: str | None, timeout: float = 90, name: str = "web-often"
+) -> tuple[float, str]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        when, scan = last_scan(db)
+        when, scan = last_scan(db, name)
         if scan and scan != after:
             return when, scan
         time.sleep(0.5)
@@ -199,13 +201,15 @@ def dashboard(base: str, admin_password: str, db: Path, scans: tuple[str, str]) 
         assert "PG-PRIV-004" in alerts and "webhook: sent" in alerts, alerts
         ops.goto(base + "/hosts/web1")
         assert "PG-PRIV-004" in (ops.text_content("tr#PG-PRIV-004") or "")
-        _, before = last_scan(db)
-        ops.goto(base + "/scans")
+        ops.goto(base + "/scans")  # a paused schedule is not started by hand either
         ops.select_option("#schedule", "web-often")
         ops.click("#scan-now")
-        assert "started web-often" in (ops.text_content("#outcome") or "")
+        assert "paused by an admin" in (ops.text_content("#outcome") or "")
+        ops.goto(base + "/hosts/web1")
+        ops.click("#scan-host")
+        assert "started a scan of web1" in (ops.text_content("#outcome") or "")
         ops.screenshot(path=str(shots / "operator-scan-started.png"), full_page=True)
-        _, started = next_scan(db, before)
+        _, started = next_scan(db, None, name="now-web1-%")
         ops.goto(f"{base}/hosts/web1")  # the host page now shows the operator's scan
         assert started in (ops.text_content("main p") or "")
         assert "FAIL" in (ops.text_content("tr#PG-PRIV-004") or "")  # toor is still there
@@ -228,11 +232,8 @@ def dashboard(base: str, admin_password: str, db: Path, scans: tuple[str, str]) 
         browser.close()
     with sqlite3.connect(db) as conn:
         log = conn.execute("SELECT user, action, outcome FROM dash_audit").fetchall()
-    assert (
-        "ops",
-        "start scan",
-        "started web-often: a scan of web1; it lands in Scans when done",
-    ) in log
+    assert ("ops", "start scan", "web-often is paused by an admin; nothing started") in log
+    assert ("ops", "start scan", "started a scan of web1; it lands in Scans when done") in log
     assert ("audit", "POST scan_now", "refused: needs operator") in log
 
 
