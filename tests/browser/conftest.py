@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,15 +101,11 @@ def lab_report(lang: str) -> ReportModel:
 
 
 @pytest.fixture(scope="session")
-def chromium() -> Iterator[object]:
+def chromium(playwright_session: Any) -> Iterator[object]:
     """A Playwright BrowserContext on Debian's Chromium with a fresh user-data-dir."""
     path = require(CHROMIUM)
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with (
-        tempfile.TemporaryDirectory(prefix="pg-chromium-") as profile,
-        sync_api.sync_playwright() as pw,
-    ):
-        context = pw.chromium.launch_persistent_context(
+    with tempfile.TemporaryDirectory(prefix="pg-chromium-") as profile:
+        context = playwright_session.chromium.launch_persistent_context(
             profile,
             executable_path=path,
             headless=True,

@@ -143,18 +143,17 @@ def wait_idle(db: Path, timeout: float = 90) -> None:
     raise AssertionError("the schedule's run did not end in time")
 
 
-def dashboard(base: str, admin_password: str, db: Path, scans: tuple[str, str]) -> None:
+def dashboard(pw: Any, base: str, admin_password: str, db: Path, scans: tuple[str, str]) -> None:
     """Each role in a real browser: the admin makes the accounts and pauses the schedule,
     the operator sees the regression and its drift and starts a scan, the auditor reads
     and is refused."""
     from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, require
 
-    sync_api = pytest.importorskip("playwright.sync_api")
     shots = ROOT / "artifacts" / "dashboard"
     shots.mkdir(parents=True, exist_ok=True)
     first, second = scans
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=require(CHROMIUM), args=CHROMIUM_ARGS)
+    browser = pw.chromium.launch(executable_path=require(CHROMIUM), args=CHROMIUM_ARGS)
+    try:
 
         def sign_in(name: str, password: str) -> Any:
             context = browser.new_context(
@@ -229,6 +228,7 @@ def dashboard(base: str, admin_password: str, db: Path, scans: tuple[str, str]) 
         audit.screenshot(path=str(shots / "auditor-refused.png"), full_page=True)
         audit.goto(f"{base}/drift?before={first}&after={second}")
         assert "PG-PRIV-004" in (audit.text_content("table.drift-regressed") or "")
+    finally:
         browser.close()
     with sqlite3.connect(db) as conn:
         log = conn.execute("SELECT user, action, outcome FROM dash_audit").fetchall()
@@ -238,7 +238,7 @@ def dashboard(base: str, admin_password: str, db: Path, scans: tuple[str, str]) 
 
 
 def test_a_schedule_scans_on_time_and_a_broken_control_alerts_once(
-    lab: core.Lab, tmp_path: Path, receiver: str
+    lab: core.Lab, tmp_path: Path, receiver: str, playwright_session: Any
 ) -> None:
     secret = tmp_path / "alerts.secret"
     assert parcelguard("serve", "--new-webhook-secret", str(secret)).returncode == 0
@@ -285,6 +285,7 @@ def test_a_schedule_scans_on_time_and_a_broken_control_alerts_once(
         assert new[0]["scan"] == second and "parcelguard report --scan" in new[0]["evidence"]
 
         dashboard(
+            playwright_session,
             f"https://127.0.0.1:{port}",
             admin_secret.read_text().strip(),
             db,
