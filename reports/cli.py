@@ -92,7 +92,7 @@ def add_report_parser(subparsers: Any) -> None:
         "--compare",
         metavar="PREVIOUS",
         help="compare with this scan (a results JSON file or a stored scan id) instead of "
-        "the newest stored scan that started before this one",
+        "the newest earlier stored scan of the same hosts",
     )
     drift.add_argument("--no-compare", action="store_true", help="leave drift out")
     p.add_argument(
@@ -225,7 +225,7 @@ def _previous(
     if store is None:
         return None
     with _store_errors(store):
-        return store.latest(before=scan.started.isoformat())
+        return store.predecessor(scan)
 
 
 def build(

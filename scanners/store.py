@@ -251,6 +251,14 @@ class ScanStore:
         except (SchemaError, ValueError) as exc:
             raise StoreError(f"scan {scan_id} in {self.path}: {exc}") from exc
 
+    def predecessor(self, scan: ScanResult) -> ScanResult | None:
+        """The stored scan to compare ``scan`` with (see :func:`predecessor_id`)."""
+        with self._connect() as db:
+            found = predecessor_id(
+                db, scan.started.isoformat(), frozenset(h.host for h in scan.hosts)
+            )
+        return self.load(found) if found else None
+
     def latest(self, before: str | None = None) -> ScanResult | None:
         """The newest stored scan, or the newest one started before ``before``."""
         query = "SELECT scan_id FROM scans"
@@ -261,3 +269,29 @@ class ScanStore:
         with self._connect() as db:
             row = db.execute(query + " ORDER BY started DESC LIMIT 1", params).fetchone()
         return self.load(row[0]) if row else None
+
+
+def predecessor_id(
+    db: sqlite3.Connection, started: str, hosts: frozenset[str], look_back: int = 50
+) -> str | None:
+    """The scan that a scan of ``hosts`` started at ``started`` is compared with: the
+    newest earlier scan of the same hosts (its schedule's, usually); else the newest
+    earlier one sharing a host; else the newest earlier one. So a one-host scan made
+    from the dashboard is never taken for a fleet scan's predecessor."""
+    earlier = [
+        str(r[0])
+        for r in db.execute(
+            "SELECT scan_id FROM scans WHERE started < ? ORDER BY started DESC LIMIT ?",
+            (started, look_back),
+        )
+    ]
+    sharing = None
+    for candidate in earlier:
+        theirs = frozenset(
+            r[0] for r in db.execute("SELECT host FROM host_scans WHERE scan_id = ?", (candidate,))
+        )
+        if theirs == hosts:
+            return candidate
+        if sharing is None and theirs & hosts:
+            sharing = candidate
+    return sharing or (earlier[0] if earlier else None)

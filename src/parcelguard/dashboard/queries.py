@@ -19,6 +19,7 @@ from urllib.parse import quote
 from parcelguard.reports.model import COMPLIANT, FAILING, JUDGED, Compliance
 from parcelguard.scanners.catalog import Catalog
 from parcelguard.scanners.model import HostResult, Status, host_from_dict
+from parcelguard.scanners.store import predecessor_id
 
 TREND_POINTS = 30
 HISTORY_SCANS = 12
@@ -418,32 +419,17 @@ class Views:
             Tally.of(Counter({s: n for s, n in counts})),
         )
 
-    def previous_scan(self, scan_id: str, look_back: int = 50) -> str | None:
-        """The scan to compare ``scan_id`` with: the newest earlier one of the same hosts
-        (the same schedule's, usually), else the newest earlier one sharing any host, so
-        a one-host scan from the dashboard is not taken for a fleet scan's predecessor."""
+    def previous_scan(self, scan_id: str) -> str | None:
+        """The scan ``scan_id`` is compared with, as reports choose it."""
         with self._db() as db:
             row = db.execute("SELECT started FROM scans WHERE scan_id = ?", (scan_id,)).fetchone()
             if row is None:
                 return None
-            hosts = self._hosts_of(db, scan_id)
-            earlier = db.execute(
-                "SELECT scan_id FROM scans WHERE started < ? ORDER BY started DESC LIMIT ?",
-                (row[0], look_back),
-            ).fetchall()
-            sharing = None
-            for (candidate,) in earlier:
-                theirs = self._hosts_of(db, candidate)
-                if theirs == hosts:
-                    return str(candidate)
-                if sharing is None and theirs & hosts:
-                    sharing = str(candidate)
-        return sharing
-
-    @staticmethod
-    def _hosts_of(db: sqlite3.Connection, scan_id: str) -> frozenset[str]:
-        rows = db.execute("SELECT host FROM host_scans WHERE scan_id = ?", (scan_id,))
-        return frozenset(r[0] for r in rows)
+            hosts = frozenset(
+                r[0]
+                for r in db.execute("SELECT host FROM host_scans WHERE scan_id = ?", (scan_id,))
+            )
+            return predecessor_id(db, row[0], hosts)
 
     def drift(self, before_id: str, after_id: str, limit: int = 2000) -> DriftPage:
         """Every (host, control) whose status differs between two scans, hosts in both."""

@@ -282,3 +282,19 @@ def test_a_schema_1_store_is_converted_when_opened(tmp_path: Path) -> None:
     assert set(latest.values()) == {"s3"}
     with pytest.raises(StoreError, match="schema 99"):
         store.load("bad")
+
+
+def test_the_predecessor_is_the_newest_earlier_scan_of_the_same_hosts(store: ScanStore) -> None:
+    fleet1 = make_scan("fleet1", T0)
+    fleet2 = make_scan("fleet2", T0 + timedelta(hours=2))
+    one = replace(make_scan("one", T0 + timedelta(hours=1)), hosts=make_scan("x", T0).hosts[:1])
+    for scan in (fleet1, one, fleet2):
+        store.save(scan)
+    assert store.predecessor(fleet2) == fleet1  # not the one-host scan in between
+    assert store.predecessor(one) == fleet1  # shares its host
+    assert store.predecessor(fleet1) is None
+    other = replace(
+        make_scan("other", T0 + timedelta(hours=3)),
+        hosts=tuple(replace(h, host=f"z-{h.host}") for h in fleet1.hosts),
+    )
+    assert store.predecessor(other) == fleet2  # nothing shared: the newest earlier one
