@@ -18,6 +18,7 @@ import pytest
 from parcelguard.scanners.model import ScanResult, Severity, Status
 from parcelguard.server import webhook
 from parcelguard.server.alerts import (
+    Alert,
     AlertStore,
     WebhookChannel,
     cleared,
@@ -138,16 +139,23 @@ def receiver() -> Iterator[str]:
     server.shutdown()
 
 
-def test_webhook_alerts_are_signed_and_failures_are_retried(tmp_path: Path, receiver: str) -> None:
-    key = webhook.decode_secret(webhook.new_secret())
-    channel = WebhookChannel(receiver, key)
-    store = AlertStore(tmp_path / "a.db", ["webhook"])
+def regression(store: AlertStore) -> tuple[ScanResult, str, str, Alert]:
+    """A passing control of the recorded scan FAILs in scan s2: its one alert, raised.
+    Returns the broken scan, the host, the control and the alert."""
     base = scan()
     host, control = a_passing(base)
     broken = with_status(base, host, control, Status.FAIL, "s2")
     (alert,) = store.update(
-        "nightly", "s2", scan_conditions(base, broken, Severity.CRITICAL), cleared(broken)
+        "n", "s2", scan_conditions(base, broken, Severity.CRITICAL), cleared(broken)
     )
+    return broken, host, control, alert
+
+
+def test_webhook_alerts_are_signed_and_failures_are_retried(tmp_path: Path, receiver: str) -> None:
+    key = webhook.decode_secret(webhook.new_secret())
+    channel = WebhookChannel(receiver, key)
+    store = AlertStore(tmp_path / "a.db", ["webhook"])
+    _, _, control, alert = regression(store)
     Receiver.status = 503
     with pytest.raises(OSError, match="503"):
         channel.send(alert, "https://dash.example/scans/s2")
@@ -167,10 +175,7 @@ def test_a_failed_delivery_waits_before_the_next_attempt(tmp_path: Path) -> None
     import time
 
     store = AlertStore(tmp_path / "a.db", ["webhook"])
-    base = scan()
-    host, control = a_passing(base)
-    broken = with_status(base, host, control, Status.FAIL, "s2")
-    store.update("n", "s2", scan_conditions(base, broken, Severity.CRITICAL), cleared(broken))
+    regression(store)
     ((delivery_id, _, _),) = store.due(time.time())
     store.failed(delivery_id, "connection refused")
     assert store.due(time.time()) == []
@@ -194,12 +199,7 @@ def test_the_first_scan_is_a_baseline_not_a_flood(tmp_path: Path) -> None:
 
 def test_an_unanswered_host_or_an_error_keeps_alerts_open(tmp_path: Path) -> None:
     store = AlertStore(tmp_path / "a.db", ["webhook"])
-    base = scan()
-    host, control = a_passing(base)
-    broken = with_status(base, host, control, Status.FAIL, "s2")
-    (alert,) = store.update(
-        "n", "s2", scan_conditions(base, broken, Severity.CRITICAL), cleared(broken)
-    )
+    broken, host, control, alert = regression(store)
     down = unreachable(broken, host, "s3")
     store.update("n", "s3", scan_conditions(broken, down, Severity.CRITICAL), cleared(down))
     errored = with_status(broken, host, control, Status.ERROR, "s4")
@@ -215,12 +215,7 @@ def test_an_unanswered_host_or_an_error_keeps_alerts_open(tmp_path: Path) -> Non
 def test_redirects_are_failures_and_retries_keep_their_id(tmp_path: Path, receiver: str) -> None:
     key = webhook.decode_secret(webhook.new_secret())
     store = AlertStore(tmp_path / "a.db", ["webhook"])
-    base = scan()
-    host, control = a_passing(base)
-    broken = with_status(base, host, control, Status.FAIL, "s2")
-    (alert,) = store.update(
-        "n", "s2", scan_conditions(base, broken, Severity.CRITICAL), cleared(broken)
-    )
+    _, _, _, alert = regression(store)
     Receiver.status = 302
     with pytest.raises(OSError, match="302"):
         WebhookChannel(receiver, key).send(alert, "x")
