@@ -228,6 +228,14 @@ def _previous(
         return store.predecessor(scan)
 
 
+def default_args() -> argparse.Namespace:
+    """What ``parcelguard report --scan ID`` takes when given nothing else: drift against
+    the scan's predecessor, a DEFAULT_TREND-scan trend, no attestations."""
+    return argparse.Namespace(
+        attestations=None, no_compare=False, compare=None, trend=DEFAULT_TREND
+    )
+
+
 def build(
     scan: ScanResult, args: argparse.Namespace, store: ScanStore | None, lang: str
 ) -> ReportModel:

@@ -271,6 +271,13 @@ class ScanStore:
         return self.load(row[0]) if row else None
 
 
+def hosts_of(db: sqlite3.Connection, scan_id: str) -> frozenset[str]:
+    """The hosts a stored scan reached."""
+    return frozenset(
+        r[0] for r in db.execute("SELECT host FROM host_scans WHERE scan_id = ?", (scan_id,))
+    )
+
+
 def predecessor_id(
     db: sqlite3.Connection, started: str, hosts: frozenset[str], look_back: int = 50
 ) -> str | None:
@@ -287,9 +294,7 @@ def predecessor_id(
     ]
     sharing = None
     for candidate in earlier:
-        theirs = frozenset(
-            r[0] for r in db.execute("SELECT host FROM host_scans WHERE scan_id = ?", (candidate,))
-        )
+        theirs = hosts_of(db, candidate)
         if theirs == hosts:
             return candidate
         if sharing is None and theirs & hosts:

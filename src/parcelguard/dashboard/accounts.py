@@ -278,15 +278,6 @@ class Accounts:
             except (VerificationError, InvalidHashError):
                 return False
 
-    def throttled(self, name: str, now: float | None = None) -> bool:
-        now = time.time() if now is None else now
-        with self._db() as db:
-            (count,) = db.execute(
-                "SELECT count(*) FROM dash_failures WHERE user = ? AND at > ?",
-                (name, now - THROTTLE_WINDOW),
-            ).fetchone()
-        return bool(count >= THROTTLE_FAILURES)
-
     def login(self, name: str, password: str) -> tuple[str, Session] | str:
         """(cookie token, session) on success; otherwise why, for the audit log only
         (the person is told just that the name or password is wrong, or to wait)."""

@@ -19,7 +19,7 @@ from urllib.parse import quote
 from parcelguard.reports.model import COMPLIANT, FAILING, JUDGED, Compliance
 from parcelguard.scanners.catalog import Catalog
 from parcelguard.scanners.model import HostResult, Status, host_from_dict
-from parcelguard.scanners.store import predecessor_id
+from parcelguard.scanners.store import hosts_of, predecessor_id
 
 TREND_POINTS = 30
 HISTORY_SCANS = 12
@@ -174,45 +174,34 @@ class Views:
     # -- fleet ------------------------------------------------------------------------------
     def fleet(self) -> Fleet:
         with self._db() as db:
-            latest = db.execute(
-                "SELECT l.host, l.scan_id, h.zones, h.reachable FROM host_latest l "
-                "CROSS JOIN host_scans h ON h.scan_id = l.scan_id AND h.host = l.host"
-            ).fetchall()
-            # Counted in SQL: by control (for articles) and by host (for zones and the
-            # worst hosts), a few thousand rows instead of one per result.
+            hosts = self._latest_hosts(db)
+            # Counted in SQL, by control (for articles): a few hundred rows, not one per
+            # result; the hosts' own tallies give the zones and the worst hosts.
             by_control = db.execute(
                 "SELECT r.control_id, r.status, count(*) FROM host_latest l "
                 "CROSS JOIN results r ON r.scan_id = l.scan_id AND r.host = l.host "
                 "GROUP BY r.control_id, r.status"
             ).fetchall()
-            by_host_rows = db.execute(
-                "SELECT r.host, r.status, count(*) FROM host_latest l "
-                "CROSS JOIN results r ON r.scan_id = l.scan_id AND r.host = l.host "
-                "GROUP BY r.host, r.status"
-            ).fetchall()
             newest = db.execute("SELECT max(started) FROM scans").fetchone()[0]
-        zones_of = {r["host"]: r["zones"].split() or ["(none)"] for r in latest}
         total: Counter[str] = Counter()
         by_article: dict[int, Counter[str]] = defaultdict(Counter)
         by_zone: dict[str, Counter[str]] = defaultdict(Counter)
-        by_host: dict[str, Counter[str]] = defaultdict(Counter)
         articles_of = {c.id: c.meta.articles for c in self.catalog.controls}
         for control_id, status, n in by_control:
             total[status] += n
             for article in articles_of.get(control_id, ()):
                 by_article[article][status] += n
-        for host, status, n in by_host_rows:
-            by_host[host][status] += n
-            for zone in zones_of.get(host, ()):
-                by_zone[zone][status] += n
+        for line in hosts:
+            for zone in line.zones.split() or ["(none)"]:
+                by_zone[zone].update(dict(line.tally.counts))
         titles = _article_titles()
         worst = sorted(
-            (Row(h, h, Tally.of(c)) for h, c in by_host.items()),
+            (Row(h.host, h.host, h.tally) for h in hosts),
             key=lambda r: (-r.tally.failing, r.key),
         )
         return Fleet(
-            hosts=len(latest),
-            unreachable=tuple(sorted(r["host"] for r in latest if not r["reachable"])),
+            hosts=len(hosts),
+            unreachable=tuple(h.host for h in hosts if not h.reachable),
             tally=Tally.of(total),
             articles=tuple(
                 Row(str(a), titles.get(a, ""), Tally.of(by_article[a])) for a in sorted(by_article)
@@ -244,9 +233,7 @@ class Views:
                     ids,
                 ).fetchall()
             )
-        per: dict[str, Counter[str]] = defaultdict(Counter)
-        for scan_id, status, n in counts:
-            per[scan_id][status] += n
+        per = _tallies(counts)
         return tuple(
             TrendDot(
                 s["scan_id"],
@@ -259,19 +246,23 @@ class Views:
 
     def hosts(self) -> tuple[HostLine, ...]:
         with self._db() as db:
-            latest = db.execute(
-                "SELECT l.host, l.scan_id, l.started, h.zones, h.reachable FROM host_latest l "
-                "CROSS JOIN host_scans h ON h.scan_id = l.scan_id AND h.host = l.host "
-                "ORDER BY l.host"
-            ).fetchall()
-            rows = db.execute(
+            return self._latest_hosts(db)
+
+    @staticmethod
+    def _latest_hosts(db: sqlite3.Connection) -> tuple[HostLine, ...]:
+        """Every host by its newest scan, with its results counted by status, by name."""
+        latest = db.execute(
+            "SELECT l.host, l.scan_id, l.started, h.zones, h.reachable FROM host_latest l "
+            "CROSS JOIN host_scans h ON h.scan_id = l.scan_id AND h.host = l.host "
+            "ORDER BY l.host"
+        ).fetchall()
+        per = _tallies(
+            db.execute(
                 "SELECT r.host, r.status, count(*) FROM host_latest l "
                 "CROSS JOIN results r ON r.scan_id = l.scan_id AND r.host = l.host "
                 "GROUP BY r.host, r.status"
             ).fetchall()
-        per: dict[str, Counter[str]] = defaultdict(Counter)
-        for host, status, n in rows:
-            per[host][status] = n
+        )
         return tuple(
             HostLine(
                 r["host"],
@@ -377,9 +368,7 @@ class Views:
                 "GROUP BY host, status",
                 (scan_id,),
             ).fetchall()
-        per: dict[str, Counter[str]] = defaultdict(Counter)
-        for host, status, n in counts:
-            per[host][status] = n
+        per = _tallies(counts)
         return line, tuple(
             HostLine(
                 h["host"],
@@ -391,6 +380,11 @@ class Views:
             )
             for h in hosts
         )
+
+    def scan_line(self, scan_id: str) -> ScanLine:
+        """One scan's summary (NotFound if there is no such scan)."""
+        with self._db() as db:
+            return self._scan_by_id(db, scan_id)
 
     def _scan_by_id(self, db: sqlite3.Connection, scan_id: str) -> ScanLine:
         row = db.execute(
@@ -425,11 +419,7 @@ class Views:
             row = db.execute("SELECT started FROM scans WHERE scan_id = ?", (scan_id,)).fetchone()
             if row is None:
                 return None
-            hosts = frozenset(
-                r[0]
-                for r in db.execute("SELECT host FROM host_scans WHERE scan_id = ?", (scan_id,))
-            )
-            return predecessor_id(db, row[0], hosts)
+            return predecessor_id(db, row[0], hosts_of(db, scan_id))
 
     def drift(self, before_id: str, after_id: str, limit: int = 2000) -> DriftPage:
         """Every (host, control) whose status differs between two scans, hosts in both."""
@@ -469,6 +459,14 @@ class Views:
             hosts_gone=tuple(sorted(before_hosts - after_hosts)),
             truncated=len(changed) > limit,
         )
+
+
+def _tallies(rows: list[sqlite3.Row]) -> dict[str, Counter[str]]:
+    """(key, status, count) rows as a counter of statuses per key."""
+    per: dict[str, Counter[str]] = defaultdict(Counter)
+    for key, status, n in rows:
+        per[key][status] += n
+    return per
 
 
 def _article_titles() -> dict[int, str]:

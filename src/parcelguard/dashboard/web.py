@@ -12,7 +12,6 @@ session cookie is HttpOnly, SameSite=Strict, and with TLS ``__Host-`` and Secure
 
 from __future__ import annotations
 
-import argparse
 import re
 import secrets
 import uuid
@@ -25,13 +24,14 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, g, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from parcelguard.dashboard.accounts import AccountError, Role, Session
 from parcelguard.dashboard.queries import NotFound, TrendDot
 from parcelguard.errors import ParcelguardError
 from parcelguard.offboard.model import LeaverEvent, OffboardError, Source
 from parcelguard.reports.build import mask
-from parcelguard.server.schedule import NAME, Schedule
+from parcelguard.server.schedule import NAME
 
 if TYPE_CHECKING:
     from parcelguard.server.app import Service
@@ -125,6 +125,19 @@ def create_app(service: Service) -> Flask:
 
     def remote() -> str:
         return request.remote_addr or "?"
+
+    def keep_cookie(response: Response | WerkzeugResponse, name: str, value: str) -> None:
+        response.set_cookie(name, value, httponly=True, secure=secure, samesite="Strict", path="/")
+
+    def drop_cookie(response: Response | WerkzeugResponse, name: str) -> None:
+        response.delete_cookie(name, path="/", secure=secure, samesite="Strict")
+
+    def login_page(nonce: str, target: str, error: str | None, status: int) -> Response:
+        """The sign-in form, and its nonce cookie (the form sends the nonce back)."""
+        page = render_template("login.html", nonce=nonce, next=target, error=error)
+        response = Response(page, status=status)
+        keep_cookie(response, login_cookie, nonce)
+        return response
 
     def audit(action: str, target: str, outcome: str) -> None:
         session: Session | None = g.get("session")
@@ -232,12 +245,7 @@ def create_app(service: Service) -> Flask:
             nonce = request.cookies.get(login_cookie, "")
             if not 20 <= len(nonce) <= 64:
                 nonce = secrets.token_urlsafe(24)
-            page = render_template("login.html", nonce=nonce, next=target, error=None)
-            response = Response(page)
-            response.set_cookie(
-                login_cookie, nonce, httponly=True, secure=secure, samesite="Strict", path="/"
-            )
-            return response
+            return login_page(nonce, target, None, 200)
         nonce = request.cookies.get(login_cookie, "")
         sent = request.form.get("nonce", "")
         name = request.form.get("username", "")
@@ -253,24 +261,15 @@ def create_app(service: Service) -> Flask:
                 if outcome == "throttled"
                 else "Wrong account name or password."
             )
-            fresh = secrets.token_urlsafe(24)
-            response = Response(
-                render_template("login.html", nonce=fresh, next=target, error=error), status=401
-            )
-            response.set_cookie(
-                login_cookie, fresh, httponly=True, secure=secure, samesite="Strict", path="/"
-            )
-            return response
+            return login_page(secrets.token_urlsafe(24), target, error, 401)
         token, session = outcome
         if g.session is not None:  # signing in again, or as someone else: the old one ends
             accounts.logout(g.session)
         g.session = session
         g.action, g.target, g.outcome = "login", "", "signed in"
         signed_in = redirect(target)
-        signed_in.set_cookie(
-            cookie, token, httponly=True, secure=secure, samesite="Strict", path="/"
-        )
-        signed_in.delete_cookie(login_cookie, path="/", secure=secure, samesite="Strict")
+        keep_cookie(signed_in, cookie, token)
+        drop_cookie(signed_in, login_cookie)
         return signed_in
 
     @app.post("/logout")
@@ -278,7 +277,7 @@ def create_app(service: Service) -> Flask:
         accounts.logout(g.session)
         g.action, g.outcome = "logout", "signed out"
         response = redirect(url_for("login"))
-        response.delete_cookie(cookie, path="/", secure=secure, samesite="Strict")
+        drop_cookie(response, cookie)
         return response
 
     # -- reading ------------------------------------------------------------------------------
@@ -434,22 +433,20 @@ def create_app(service: Service) -> Flask:
     @app.get("/admin")
     @needs(Role.ADMIN)
     def admin() -> str:
+        return admin_page(None)
+
+    def admin_page(shown: dict[str, str] | None) -> str:
+        """The admin page; ``shown``: a password or token to show this once."""
         return render_template(
             "admin.html",
             users=accounts.users(),
             tokens=service.store.token_names(),
             schedules=service.schedule_rows(),
-            shown=None,
+            shown=shown,
         )
 
     def _shown(kind: str, name: str, secret: str) -> str:
-        return render_template(
-            "admin.html",
-            users=accounts.users(),
-            tokens=service.store.token_names(),
-            schedules=service.schedule_rows(),
-            shown={"kind": kind, "name": name, "secret": secret},
-        )
+        return admin_page({"kind": kind, "name": name, "secret": secret})
 
     @app.post("/admin/users")
     @needs(Role.ADMIN)
@@ -570,19 +567,3 @@ def local_path(target: str) -> str:
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return "/"
     return target
-
-
-def report_args() -> argparse.Namespace:
-    """What ``parcelguard report`` would take by default: drift against the previous
-    stored scan and a 10-scan trend, no attestations."""
-    return argparse.Namespace(attestations=None, no_compare=False, compare=None, trend=10)
-
-
-def schedule_for_host(host: str, roster: str | None = None) -> Schedule:
-    """A one-off run that scans one host (a plain inventory host name). Its name carries
-    a hash of the host's, so that two hosts never share one (web.1 and web-1)."""
-    import hashlib
-
-    digest = hashlib.sha256(host.encode("utf-8")).hexdigest()[:12]
-    label = "".join(c if c.isalnum() else "-" for c in host.lower())[:40].strip("-")
-    return Schedule(name=f"now-{label}-{digest}", every=86400, group=host, roster=roster)

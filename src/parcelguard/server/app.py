@@ -49,6 +49,7 @@ from parcelguard.server.schedule import (
     Scheduler,
     ScheduleState,
     run_scan,
+    schedule_for_host,
 )
 from parcelguard.server.scim import (
     MAX_BODY,
@@ -198,14 +199,12 @@ class Service:
         """One host's scan, now: a host of the inventory (within the service's limit),
         never a group; with the roster of the scan schedules; only while no other run is
         going on, so dashboard scans cannot pile up or overlap a schedule's."""
-        from parcelguard.dashboard.web import schedule_for_host
         from parcelguard.scanners.targets import InventoryError, load_inventory
 
         if not HOST_NAME.fullmatch(host):
             return f"{host!r} is not a host name; nothing started"
-        pattern = f"{self.config.limit}:&{host}" if self.config.limit else host
         try:
-            fleet = load_inventory(self.config.inventory, pattern)
+            fleet = load_inventory(self.config.inventory, self._pattern(host))
         except InventoryError:
             fleet = None
         if fleet is None or [t.name for t in fleet.targets] != [host]:
@@ -222,10 +221,10 @@ class Service:
         """A report as ``parcelguard report --scan`` makes it. At most REPORT_SLOTS render
         at once (the others are told to retry), so downloads never take every server
         thread from SCIM and the webhook; PDFs only of scans up to PDF_MAX_HOSTS hosts."""
-        from parcelguard.dashboard.web import ReportRefused, report_args
-        from parcelguard.reports.cli import build, render_all
+        from parcelguard.dashboard.web import ReportRefused
+        from parcelguard.reports.cli import build, default_args, render_all
 
-        line, _ = self.views.scan(scan_id)  # NotFound for an unknown scan
+        line = self.views.scan_line(scan_id)  # NotFound for an unknown scan
         if fmt == "pdf" and line.hosts > PDF_MAX_HOSTS:
             raise ReportRefused(
                 f"a PDF of {line.hosts} hosts takes minutes; the dashboard makes PDFs of up "
@@ -241,7 +240,7 @@ class Service:
                 scan = store.load(scan_id)
             except ParcelguardError as exc:
                 raise NotFound(exc.message) from exc
-            model = build(scan, report_args(), store, lang)
+            model = build(scan, default_args(), store, lang)
             ((name, body),) = render_all(model, (fmt,)).items()
         finally:
             self.report_slots.release()
@@ -351,11 +350,11 @@ class Service:
         return _json(start_response, "404 Not Found", {"error": "not found"})
 
     # -- schedules and alerts -------------------------------------------------------------
-    def _pattern(self, schedule: Schedule) -> str:
-        """The schedule's hosts within the service's own limit (Ansible intersection)."""
+    def _pattern(self, group: str) -> str:
+        """A schedule's group within the service's own limit (Ansible intersection)."""
         if self.config.limit:
-            return f"{self.config.limit}:&{schedule.group}"
-        return schedule.group
+            return f"{self.config.limit}:&{group}"
+        return group
 
     def _run_schedule(self, schedule: Schedule) -> RunResult:
         if schedule.reconcile:
@@ -364,7 +363,7 @@ class Service:
             self.config.inventory,
             schedule,
             str(self.scan_store),
-            pattern=self._pattern(schedule),
+            pattern=self._pattern(schedule.group),
             known_hosts=self.config.known_hosts,
             children=self.children,
         )
@@ -406,7 +405,7 @@ class Service:
             sys.executable, "-m", "parcelguard", "offboard", "reconcile",
             "--roster", schedule.roster,
             "-i", str(self.config.inventory),
-            "--limit", self._pattern(schedule),
+            "--limit", self._pattern(schedule.group),
             "--db", str(self.config.database),
         ]  # fmt: skip
         for account in sorted(self.config.protected):

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from parcelguard.dashboard.accounts import NAME as ACCOUNT_NAME
 from parcelguard.errors import ParcelguardError, one_line
 from parcelguard.offboard.store import default_db
 from parcelguard.scanners.model import Severity
@@ -70,7 +71,6 @@ ALERTS = frozenset(
 )
 EMAIL = frozenset({"host", "port", "from", "to", "username", "password_file", "cafile"})
 DOMAIN = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
-ADMIN_NAME = re.compile(r"[a-z][a-z0-9._-]{1,31}")
 OFFBOARDING = frozenset({"protected", "retry_base_seconds", "retry_max_seconds", "forks"})
 
 
@@ -255,7 +255,7 @@ def _dashboard(data: Any, source: str) -> DashboardSettings:
             "under dashboard.admin_password_file (or set dashboard.enabled: false)",
         )
     admin = d.get("admin_user", "admin")
-    if not isinstance(admin, str) or not ADMIN_NAME.fullmatch(admin):
+    if not isinstance(admin, str) or not ACCOUNT_NAME.fullmatch(admin):
         raise ConfigError(f"{where}.admin_user must be a lower-case account name")
     secret = load_secret_text(_path(d["admin_password_file"], f"{where}.admin_password_file"))
     if len(secret) < 12:

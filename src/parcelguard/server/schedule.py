@@ -13,6 +13,7 @@ schedule's previous scan to raise alerts.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import signal
 import sqlite3
@@ -290,6 +291,14 @@ def run_scan(
     return RunResult(status, scan_id.group(1) if scan_id else None, ""), text
 
 
+def schedule_for_host(host: str, roster: str | None = None) -> Schedule:
+    """A one-off run that scans one host (a plain inventory host name). Its name carries
+    a hash of the host's, so that two hosts never share one (web.1 and web-1)."""
+    digest = hashlib.sha256(host.encode("utf-8")).hexdigest()[:12]
+    label = "".join(c if c.isalnum() else "-" for c in host.lower())[:40].strip("-")
+    return Schedule(name=f"now-{label}-{digest}", every=86400, group=host, roster=roster)
+
+
 class Scheduler:
     """Runs due schedules; one thread, and at most one run per schedule at a time."""
 
@@ -315,10 +324,7 @@ class Scheduler:
         now = time.time() if now is None else now
         started = []
         waiting = []
-        paused = self.state.paused()
         for s in self.schedules:
-            if s.name in paused:
-                continue
             last, _ = self.state.last(s.name)
             when = next_run(s, last, self.started)
             if when <= now:

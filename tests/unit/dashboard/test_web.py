@@ -132,7 +132,7 @@ def test_a_paused_schedule_is_not_started_by_hand_or_by_its_time(dash: Dash) -> 
 
 
 def test_host_scans_never_share_a_name() -> None:
-    from parcelguard.dashboard.web import schedule_for_host
+    from parcelguard.server.schedule import schedule_for_host
 
     assert schedule_for_host("web.1").name != schedule_for_host("web-1").name
     assert NAME.fullmatch(schedule_for_host("a" * 200).name)
