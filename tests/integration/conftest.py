@@ -66,14 +66,21 @@ def ssh_client(lab: core.Lab, host: str, user: str = "root", **auth: object) -> 
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
     if not auth:
         auth = {"key_filename": str(lab.paths.admin_key)}
-    client.connect(
-        lab.host(host).address,
-        username=user,
-        timeout=10,
-        allow_agent=False,
-        look_for_keys=False,
-        **auth,  # type: ignore[arg-type]
-    )
+    try:
+        client.connect(
+            lab.host(host).address,
+            username=user,
+            timeout=10,
+            allow_agent=False,
+            look_for_keys=False,
+            **auth,  # type: ignore[arg-type]
+        )
+    except BaseException:
+        # A refused login leaves the connection open, unauthenticated, until sshd's
+        # LoginGraceTime: enough of them reach MaxStartups (10), and sshd then drops new
+        # connections before its banner. Close it now.
+        client.close()
+        raise
     return client
 
 
